@@ -1,0 +1,224 @@
+"""The `larb` command line.
+
+User errors end in one line on stderr and exit code 2. The `data` and `baseline` command
+groups are plug-ins found through the `larb.commands` entry points, so the harness never
+imports `datasets_builders` or `baselines` (and runs without torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from tabulate import tabulate
+
+from benchmark import __version__, assets
+from benchmark.errors import USER_ERROR_EXIT_CODE, LarbError
+
+EPILOG = """examples:
+  larb demo
+  larb tasks
+  larb evaluate submissions/demo-random --task demo
+  larb evaluate my_ranking.csv --task clotho-v2.1/evaluation --json
+  larb leaderboard --check
+"""
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from benchmark.tasks import TASKS, get_task
+
+    if args.queries:
+        gt = get_task(args.queries).ground_truth
+        for qid, text in zip(gt.query_ids, gt.query_texts):
+            print(f"{qid}\t{text}")
+        return 0
+    rows = []
+    for task_id, spec in TASKS.items():
+        try:
+            gt = get_task(task_id).ground_truth
+            counts = [gt.n_queries, len(gt.corpus), sum(len(v) for v in gt.relevance.values()), gt.sha256[:12]]
+        except LarbError:
+            counts = ["?", "?", "?", "assets not available offline"]
+        rows.append([task_id, spec.version, spec.direction, spec.kind, *counts, spec.main_metric])
+    headers = ["task", "version", "direction", "relevance", "queries", "candidates", "judgements",
+               "ground truth sha256", "main metric"]
+    if args.json:
+        print(json.dumps([dict(zip(headers, r)) for r in rows], indent=1))
+    else:
+        print(tabulate(rows, headers=headers, disable_numparse=True))
+    return 0
+
+
+def _cmd_assets(args: argparse.Namespace) -> int:
+    rows = assets.describe(assets.registered())
+    print(json.dumps(rows, indent=1) if args.json else tabulate(rows, headers="keys"))
+    return 0
+
+
+def _ranking_source(target: str, task_id: str) -> tuple[str, Path]:
+    """(submission id, CSV path) for a submission folder or a bare CSV."""
+    from benchmark.submissions import load_submission
+
+    path = Path(target)
+    if path.is_dir():
+        submission = load_submission(path)
+        if task_id not in submission.metadata["rankings"]:
+            raise LarbError(f"the submission has no ranking for task {task_id}.", path=path / "metadata.yaml",
+                            fix=f"add it under 'rankings', or choose one of {sorted(submission.metadata['rankings'])}.")
+        return submission.id, submission.ranking_path(task_id)
+    return path.stem, path
+
+
+def _scored(target: str, task_name: str):
+    from benchmark.scoring import score
+    from benchmark.submission import read_ranking
+    from benchmark.tasks import get_task
+
+    task = get_task(task_name)
+    submission_id, csv_path = _ranking_source(target, task.id)
+    ranking = read_ranking(csv_path, task.ground_truth)
+    return task, submission_id, ranking, score(ranking, task.ground_truth)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    task, submission_id, ranking, _ = _scored(args.submission, args.task)
+    print(f"OK: {ranking.path} is a valid ranking for {task.id} ({task.ground_truth.n_queries} queries).")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from benchmark.results import build_record, write_record
+
+    task, submission_id, ranking, scores = _scored(args.submission, args.task)
+    record = build_record(task, submission_id, ranking, scores)
+    output = Path(args.output) if args.output else Path("results") / submission_id / (
+        task.id.replace("/", "__").replace(":", "_") + ".json")
+    write_record(record, output)
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False))
+        return 0
+    rows = [[name, f"{value:.4f}", f"[{scores.intervals[name][0]:.4f}, {scores.intervals[name][1]:.4f}]"]
+            for name, value in scores.means.items()]
+    print(f"{submission_id} on {task.id} (v{task.version}), {task.ground_truth.n_queries} queries")
+    print(tabulate(rows, headers=["metric", "value", "95% CI (jackknife)"], disable_numparse=True))
+    print(f"result record: {output}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark import stats
+
+    first = _scored(args.a, args.task)
+    second = _scored(args.b, args.task)
+    metric = args.metric
+    p = stats.paired_randomization_test(first[3].per_query[metric], second[3].per_query[metric])
+    print(f"{metric}: {first[1]} {first[3].means[metric]:.4f} vs {second[1]} {second[3].means[metric]:.4f}; "
+          f"paired randomisation test p = {p:.4f} ({'significant' if p < stats.ALPHA else 'not significant'} "
+          f"at {stats.ALPHA})")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark import leaderboard
+    from benchmark.atomic import atomic_write_text
+
+    text = leaderboard.build(args.submissions)
+    output = Path(args.output)
+    if args.check:
+        current = output.read_text("utf-8") if output.exists() else ""
+        if current != text:
+            print(f"{output} is stale: run 'larb leaderboard' and commit the result.", file=sys.stderr)
+            return 1
+        print(f"{output} is up to date.")
+        return 0
+    atomic_write_text(output, text)
+    print(f"wrote {output}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from benchmark import demo
+
+    return demo.run(Path(args.submissions))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="larb", description="LARB: the Language-based Audio Retrieval Benchmark.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"larb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="generate the demo task, score its example submissions, print the board")
+    p.add_argument("--submissions", default="submissions", help="submissions folder (default: submissions)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("tasks", help="list the registered tasks with their counts and hashes")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--queries", metavar="TASK", help="print the query ids and texts of TASK")
+    p.set_defaults(func=_cmd_tasks)
+
+    p = sub.add_parser("assets", help="registered assets (name, URL, checksum, mirror file name)")
+    asub = p.add_subparsers(dest="assets_command", required=True)
+    q = asub.add_parser("list")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_assets)
+
+    for name, func, text in (("validate", _cmd_validate, "check a ranking without writing anything"),
+                             ("evaluate", _cmd_evaluate, "validate, score and write a result record")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("submission", help="a submission folder or a ranking CSV")
+        p.add_argument("--task", required=True, help="a task id (see 'larb tasks') or a folder task PATH")
+        if name == "evaluate":
+            p.add_argument("--json", action="store_true", help="print the result record on stdout")
+            p.add_argument("--output", help="result record path (default results/<id>/<task>.json)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("compare", help="paired randomisation test between two rankings of one task")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--task", required=True)
+    p.add_argument("--metric", default="mAP@10")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("leaderboard", help="rebuild leaderboard.md by rescoring every submission")
+    p.add_argument("--check", action="store_true", help="exit 1 when the file differs from a fresh rebuild")
+    p.add_argument("--submissions", default="submissions")
+    p.add_argument("--output", default="leaderboard.md")
+    p.set_defaults(func=_cmd_leaderboard)
+
+    for plugin in sorted(entry_points(group="larb.commands"), key=lambda e: e.name):
+        try:
+            register = plugin.load()
+        except ImportError as exc:  # the extra that provides it is not installed
+            p = sub.add_parser(plugin.name, help=f"(needs an extra: {exc.name} is not installed)")
+            p.set_defaults(func=_missing_extra(plugin.name, exc))
+            continue
+        register(sub)
+    return parser
+
+
+def _missing_extra(name: str, exc: ImportError):
+    def handler(args: argparse.Namespace) -> int:
+        extra = "data" if name == "data" else "baselines"
+        raise LarbError(f"'larb {name}' needs the [{extra}] extra ({exc.name} is missing).",
+                        fix=f"pip install 'larb[{extra}]'.")
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LarbError as exc:
+        print(f"larb: error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT_CODE
+    except KeyboardInterrupt:
+        print("larb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

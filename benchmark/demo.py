@@ -1,0 +1,41 @@
+"""`larb demo`: the whole path on the generated `demo` task, with no download.
+
+It generates the task, rescores the example submissions kept in `submissions/`, adds any
+live runs that installed plug-ins offer (entry point group `larb.demo`: a callable that
+writes submission folders into a work folder and returns them, e.g. the PaSST-MPNet-tags
+baseline on mn04 + MiniLM when those assets are available), and prints the board.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from benchmark.leaderboard import score_task, task_table
+from benchmark.submissions import find_submissions, load_submission
+from benchmark.tasks import get_task
+
+TASK = "demo"
+
+
+def run(submissions_root: Path) -> int:
+    start = time.perf_counter()
+    task = get_task(TASK)
+    print(f"demo task: {task.ground_truth.n_queries} captions, {len(task.ground_truth.corpus)} generated clips "
+          f"in {task.audio_dir}")
+    submissions = [s for s in find_submissions(submissions_root) if TASK in s.metadata["rankings"]]
+    with tempfile.TemporaryDirectory(prefix="larb-demo-") as work:
+        for step in sorted(entry_points(group="larb.demo"), key=lambda e: e.name):
+            try:
+                make_submissions = step.load()
+            except ImportError as exc:
+                print(f"({step.name}: skipped, {exc.name} is not installed)")
+                continue
+            submissions.extend(load_submission(folder) for folder in make_submissions(Path(work)))
+        rows = score_task(TASK, submissions)
+        print()
+        print(task_table(TASK, rows))
+    print(f"\n{len(rows)} systems scored in {time.perf_counter() - start:.1f} s.")
+    return 0

@@ -1,0 +1,238 @@
+"""Ranking CSVs: reading, validating and matching them to a task's queries.
+
+Text-to-audio CSV (the DCASE form): header `caption,fname_1,...,fname_10` (or
+`file_name_1..file_name_10`), an optional `query_id` column anywhere. Audio-to-text CSV:
+header `file_name,caption_1,...,caption_10`, the cells holding caption texts.
+
+Matching rows to queries:
+
+- with a `query_id` column, the id decides (and a caption given beside it must be the
+  query's text);
+- otherwise the caption text decides, compared after normalisation: Unicode NFC, leading
+  and trailing white space removed, inner runs of white space collapsed to one space.
+  Case and punctuation are kept: "A dog barks." and "a dog barks" are different captions.
+- A caption text that several queries share (different audio files described by the same
+  words; they exist in Clotho development and AudioCaps test) may appear in ONE row, whose
+  ranking then serves all of those queries, or in as many rows as there are such queries
+  if the rows are identical. Differing rows for a shared text cannot be told apart: the
+  validator asks for a `query_id` column instead of guessing ("last one wins").
+
+Candidate file names are compared exactly (Clotho has names that begin with a space).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from benchmark.atomic import atomic_write_text
+from benchmark.errors import LarbError
+from benchmark.groundtruth import GroundTruth
+from benchmark.metrics import K
+
+# Generous: a row is a caption and ten file names, well under 4 KiB.
+BYTES_PER_QUERY_LIMIT = 4096
+BYTES_BASE_LIMIT = 1 << 20
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_caption(text: str) -> str:
+    """The documented caption normalisation: NFC, trimmed, inner white space collapsed."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A validated ranking: corpus indices (queries x 10) in the task's query order."""
+
+    indices: np.ndarray
+    sha256: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Header:
+    key: int
+    query_id: int | None
+    candidates: list[int]
+    width: int
+
+
+def _read_text(path: Path, limit: int) -> tuple[str, str]:
+    """The decoded text and sha256 of the raw bytes; clear errors for size and encoding."""
+    if not path.is_file():
+        raise LarbError("ranking file not found.", path=path, fix="check the path.")
+    size = path.stat().st_size
+    if size > limit:
+        raise LarbError(f"the file is {size:,} bytes, more than the {limit:,} a ranking of this task "
+                        "can need.", path=path, fix="submit one row per query with 10 file names.")
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
+                        line=line, fix="save the file as UTF-8.") from None
+    return text, sha256
+
+
+def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[str], path: Path) -> _Header:
+    names = [c.strip() for c in cells]
+    expected = f"{key_name},{candidate_prefixes[0]}1,...,{candidate_prefixes[0]}{K} (optional query_id column)"
+    for prefix in candidate_prefixes:
+        wanted = [f"{prefix}{i}" for i in range(1, K + 1)]
+        if wanted[0] in names:
+            break
+    else:
+        raise LarbError(f"wrong header {','.join(names)[:200]!r}.", path=path, line=1,
+                        fix=f"use the header {expected}.")
+    extra = set(names) - set(wanted) - {key_name, "query_id"}
+    duplicates = len(names) != len(set(names))
+    if key_name not in names or extra or duplicates or any(w not in names for w in wanted):
+        problem = (f"unexpected column(s) {sorted(extra)}" if extra else
+                   "a column is repeated" if duplicates else f"it needs {key_name} and {wanted[0]}..{wanted[-1]}")
+        raise LarbError(f"wrong header ({problem}).", path=path, line=1, fix=f"use the header {expected}.")
+    columns = [names.index(w) for w in wanted]
+    return _Header(names.index(key_name), names.index("query_id") if "query_id" in names else None,
+                   columns, len(names))
+
+
+def _near_miss(text: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(text, choices, n=1, cutoff=0.8)
+    return f" The closest one in the task is {close[0]!r}." if close else ""
+
+
+def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
+    """Validate a ranking CSV against a task and return it as corpus indices.
+
+    Raises `LarbError` (file, line, fix) on the first problem; nothing is written.
+    """
+    path = Path(path)
+    limit = BYTES_BASE_LIMIT + BYTES_PER_QUERY_LIMIT * ground_truth.n_queries
+    text, sha256 = _read_text(path, limit)
+    t2a = ground_truth.direction == "t2a"
+    key_name, prefixes = ("caption", ("fname_", "file_name_")) if t2a else ("file_name", ("caption_",))
+    corpus_index = {name: i for i, name in enumerate(ground_truth.corpus)} if t2a else {
+        normalise_caption(name): i for i, name in enumerate(ground_truth.corpus)}
+    query_pos = {qid: i for i, qid in enumerate(ground_truth.query_ids)}
+    by_text: dict[str, list[str]] = {}
+    for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts):
+        by_text.setdefault(normalise_caption(qtext) if t2a else qtext, []).append(qid)
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header_cells = next(reader, None)
+        if header_cells is None:
+            raise LarbError("the file is empty.", path=path, fix=f"write a header and one row per query.")
+        header = _parse_header(header_cells, key_name, prefixes, path)
+        indices = np.full((ground_truth.n_queries, K), -1, dtype=np.int32)
+        seen_row: dict[int, tuple[int, tuple[int, ...]]] = {}  # query position -> (line, ranking)
+        text_rows: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
+        for row in reader:
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != header.width:
+                raise LarbError(f"expected {header.width} cells, found {len(row)}.", path=path, line=line,
+                                fix="quote captions that contain commas, and give exactly 10 candidates.")
+            ranked = _candidates(row, header, corpus_index, t2a, path, line, ground_truth)
+            key = row[header.key]
+            if header.query_id is not None:
+                qid = row[header.query_id].strip()
+                if qid not in query_pos:
+                    raise LarbError(f"query_id {qid!r} is not a query of this task.", path=path, line=line,
+                                    fix="use the ids listed by 'larb tasks --queries TASK'.")
+                if key.strip() and (normalise_caption(key) if t2a else key) != (
+                        normalise_caption(ground_truth.query_texts[query_pos[qid]]) if t2a
+                        else ground_truth.query_texts[query_pos[qid]]):
+                    raise LarbError(f"query_id {qid!r} belongs to {ground_truth.query_texts[query_pos[qid]]!r},"
+                                    f" not {key!r}.", path=path, line=line,
+                                    fix="check that ids and captions are not shifted.")
+                _place(query_pos[qid], ranked, line, seen_row, indices, path, f"query_id {qid!r}")
+                continue
+            if not key.strip():
+                raise LarbError(f"empty {key_name} cell.", path=path, line=line, fix=f"fill in the {key_name}.")
+            lookup = normalise_caption(key) if t2a else key
+            if lookup not in by_text:
+                raise LarbError(f"{key_name} {key!r} is not a query of this task.{_near_miss(lookup, list(by_text))}",
+                                path=path, line=line,
+                                fix="copy the query text exactly (see the module docs for the normalisation).")
+            text_rows.setdefault(lookup, []).append((line, ranked))
+        for lookup, rows in text_rows.items():
+            qids = by_text[lookup]
+            first_line, first = rows[0]
+            if len(qids) == 1 and len(rows) > 1:
+                raise LarbError(f"duplicate row for {key_name} {lookup!r} (first on line {first_line}).",
+                                path=path, line=rows[1][0], fix="keep one row per query.")
+            if len(rows) > 1 and (len(rows) != len(qids) or any(r != first for _, r in rows)):
+                raise LarbError(
+                    f"the caption {lookup!r} belongs to {len(qids)} queries ({', '.join(qids)}) and appears "
+                    f"in {len(rows)} rows that differ or do not match that number.", path=path,
+                    line=rows[1][0], fix="add a query_id column to say which row is which query.")
+            for qid in qids:
+                _place(query_pos[qid], first, first_line, seen_row, indices, path, f"query {qid!r}")
+    except csv.Error as exc:
+        raise LarbError(f"malformed CSV ({exc}).", path=path, line=reader.line_num,
+                        fix="close the quotes of quoted captions.") from None
+    missing = np.flatnonzero(indices[:, 0] < 0)
+    if len(missing):
+        examples = "; ".join(repr(ground_truth.query_texts[i]) for i in missing[:3])
+        raise LarbError(f"{len(missing)} of {ground_truth.n_queries} queries have no row, e.g. {examples}.",
+                        path=path, fix="give every query of the task one row.")
+    return Ranking(indices, sha256, path)
+
+
+def _candidates(row: list[str], header: _Header, corpus_index: dict[str, int], t2a: bool, path: Path,
+                line: int, ground_truth: GroundTruth) -> tuple[int, ...]:
+    cells = [row[c] for c in header.candidates]
+    try:
+        ranked = tuple(corpus_index[c] if t2a else corpus_index[normalise_caption(c)] for c in cells)
+    except KeyError:
+        for column, cell in enumerate(cells, start=1):
+            if not cell.strip():
+                raise LarbError(f"candidate {column} is empty.", path=path, line=line,
+                                fix=f"give exactly {K} candidates per row.") from None
+            if (cell if t2a else normalise_caption(cell)) not in corpus_index:
+                what = "file name" if t2a else "caption"
+                hint = _near_miss(cell, ground_truth.corpus)
+                raise LarbError(f"candidate {column}: {what} {cell!r} is not in this task's corpus.{hint}",
+                                path=path, line=line, fix=f"rank only the task's {what}s.") from None
+        raise
+    if len(set(ranked)) != K:
+        repeated = next(c for c in cells if cells.count(c) > 1)
+        raise LarbError(f"{repeated!r} appears more than once in this row (the official scorer would count "
+                        "it twice).", path=path, line=line, fix=f"rank {K} different candidates.")
+    return ranked
+
+
+def _place(position: int, ranked: tuple[int, ...], line: int, seen: dict, indices: np.ndarray, path: Path,
+           what: str) -> None:
+    if position in seen:
+        raise LarbError(f"duplicate row for {what} (first on line {seen[position][0]}).", path=path, line=line,
+                        fix="keep one row per query.")
+    seen[position] = (line, ranked)
+    indices[position] = ranked
+
+
+def write_t2a_csv(path: str | Path, query_ids: Sequence[str], captions: Sequence[str],
+                  rankings: Sequence[Sequence[str]]) -> Path:
+    """Write a text-to-audio ranking in the DCASE form, with a query_id column, atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["query_id", "caption"] + [f"fname_{i}" for i in range(1, K + 1)])
+    for qid, caption, ranked in zip(query_ids, captions, rankings, strict=True):
+        if len(ranked) != K:
+            raise ValueError(f"query {qid}: {len(ranked)} candidates, need {K}")
+        writer.writerow([qid, caption, *ranked])
+    return atomic_write_text(path, buffer.getvalue())

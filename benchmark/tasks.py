@@ -1,0 +1,339 @@
+"""The task registry: versioned, immutable retrieval benchmarks.
+
+A task pins its ground truth by sha256: loading recomputes the hashes from the fetched
+assets and refuses to score when they differ from the pinned ones, so a task can never
+change silently. A change is a new version (a new `TaskSpec`), the old one stays.
+
+Besides the registered tasks, `get_task(PATH)` accepts a folder holding Clotho-layout
+captions CSVs and the audio files they name: a user's own benchmark, hashed the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Callable, Iterable
+
+from benchmark import assets, demo_data
+from benchmark.assets import Asset
+from benchmark.errors import LarbError
+from benchmark.groundtruth import (
+    Direction,
+    GroundTruth,
+    RelevanceKind,
+    audiocaps_t2a,
+    captions_a2t,
+    captions_t2a,
+)
+
+_ZENODO_CLOTHO = "https://zenodo.org/records/4783391/files/{}?download=1"
+_RELEVANCE_REPO = ("https://raw.githubusercontent.com/xieh97/retrieval-relevance-crowdsourcing/"
+                   "main/data/{}")
+
+for _asset in (
+    Asset("clotho-v2.1/captions-evaluation", _ZENODO_CLOTHO.format("clotho_captions_evaluation.csv"),
+          "md5:1b16b9e57cf7bdb7f13a13802aeb57e2", description="Clotho v2.1 evaluation captions"),
+    Asset("clotho-v2.1/captions-validation", _ZENODO_CLOTHO.format("clotho_captions_validation.csv"),
+          "md5:5879e023032b22a2c930aaa0528bead4", description="Clotho v2.1 validation captions"),
+    Asset("clotho-v2.1/captions-development", _ZENODO_CLOTHO.format("clotho_captions_development.csv"),
+          "md5:d4090b39ce9f2491908eebf4d5b09bae", description="Clotho v2.1 development captions"),
+    Asset("dcase2025/multi-positive-evaluation",
+          "https://raw.githubusercontent.com/CPJKU/dcase2025_task6_baseline/main/resources/metadata_eval.csv",
+          "sha256:b89605991d1f3018088d5ce8619b7da8fe5e52c9cd576394977f141515f7fc65",
+          description="DCASE 2025 Task 6 extra correspondence annotations (Clotho evaluation)"),
+    Asset("tau-graded-2023/evaluation-queries", _RELEVANCE_REPO.format("query_data/evaluation_queries.csv"),
+          "sha256:355ac320599bd0f69d3ca82b4d053f17705518d058b5154b2f27e5517ba26520"),
+    Asset("tau-graded-2023/evaluation-relevances",
+          _RELEVANCE_REPO.format("relevance_data/evaluation_relevances.csv"),
+          "sha256:f71efb2d00bac52f2b3d61a4ac02fc2ccfd7f46e3655dfc117de4a2ddcbb239c"),
+    Asset("tau-graded-2023/evaluation-text", _RELEVANCE_REPO.format("text_data/evaluation_text.csv"),
+          "sha256:485969a0a369a2b87567767ec45e5b11f0bdb8b941768a60b89fb50a7bfe4640"),
+    Asset("tau-graded-2023/evaluation-audio-metadata",
+          _RELEVANCE_REPO.format("audio_metadata/evaluation_audio_metadata.csv"),
+          "sha256:ee982ff0e673e776eac28cc05aa6023dd88bd9d9b7db85975f7dd42331168026"),
+    Asset("audiocaps-v1/test-captions",
+          "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset/test.csv",
+          "md5:9775aec3f52037d12cacda132dd5316d", description="AudioCaps v1 test captions"),
+    Asset("audioset/class_labels_indices",
+          "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv",
+          "sha256:cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429",
+          description="the 527 AudioSet class names"),
+):
+    assets.register(_asset)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a registered task is: its id, version, ground-truth source and pinned hash."""
+
+    id: str
+    version: int
+    title: str
+    direction: Direction
+    kind: RelevanceKind
+    assets: tuple[str, ...]
+    build: Callable[[], GroundTruth] = field(repr=False, compare=False)
+    sha256: str
+    source: str
+    audio: str
+    # datasets/splits whose use in training means "trained on this task's evaluation data"
+    evaluation_data: tuple[str, ...] = ()
+    main_metric: str = "mAP@10"
+    # for generated tasks: makes the audio and returns its folder
+    local_audio: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: its spec, its verified ground truth and where its audio lives, if anywhere."""
+
+    spec: TaskSpec
+    ground_truth: GroundTruth
+    audio_dir: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> int:
+        return self.spec.version
+
+    def audio_path(self, name: str) -> Path:
+        """The local audio file of a corpus item (text-to-audio) or query (audio-to-text)."""
+        if self.audio_dir is None:
+            raise LarbError(f"task {self.id} has no local audio.",
+                            fix=f"get it with: {self.spec.audio}, then pass its folder as a task PATH.")
+        path = self.audio_dir / name
+        if not path.is_file():
+            raise LarbError(f"audio file {name!r} of task {self.id} is missing.", path=path,
+                            fix="restore the file, or remove its row from the captions CSV.")
+        return path
+
+
+def _read_csv_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict[str, str]]:
+    with open(path, newline="", encoding=encoding) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _caption_rows(path: Path) -> list[tuple[str, list[str]]]:
+    """(file name, captions) from a wide Clotho-layout CSV (`file_name,caption_1..N`)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or header[0].strip() != "file_name":
+            raise LarbError("not a Clotho-layout captions CSV: the first column must be 'file_name'.",
+                            path=path, line=1, fix="use the header file_name,caption_1,...,caption_N.")
+        columns = [i for i, name in enumerate(header) if name.strip().startswith("caption_")]
+        if not columns:
+            raise LarbError("the captions CSV has no caption_N column.", path=path, line=1,
+                            fix="use the header file_name,caption_1,...,caption_N.")
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path, line=line_no,
+                                fix="quote captions that contain commas.")
+            rows.append((row[0], [row[i] for i in columns]))
+    return rows
+
+
+def _clotho(asset: str, build: Callable = captions_t2a) -> Callable[[], GroundTruth]:
+    return lambda: build(_caption_rows(assets.fetch(asset)))
+
+
+def _caption_index(rows: Iterable[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """caption text -> query ids holding it (Clotho ids)."""
+    index: dict[str, list[str]] = {}
+    gt = captions_t2a(rows)
+    for qid, text in zip(gt.query_ids, gt.query_texts):
+        index.setdefault(text, []).append(qid)
+    return index
+
+
+def _clotho_multi_positive() -> GroundTruth:
+    """DCASE 2025 annotations: each listed query with every audio file marked as matching.
+
+    Lists are used as published (46 of them omit the caption's own audio file)."""
+    rows = _caption_rows(assets.fetch("clotho-v2.1/captions-evaluation"))
+    index = _caption_index(rows)
+    corpus = tuple(name for name, _ in rows)
+    ids, texts, relevance = [], [], {}
+    for record in _read_csv_rows(assets.fetch("dcase2025/multi-positive-evaluation")):
+        text = record["query"]
+        matches = index.get(text, [])
+        if len(matches) != 1:
+            raise LarbError(f"query {text!r} matches {len(matches)} Clotho evaluation captions.",
+                            fix="the annotation file is not the pinned one; check its checksum.")
+        qid = matches[0]
+        ids.append(qid)
+        texts.append(text)
+        relevance[qid] = {name: 1 for name in ast.literal_eval(record["audio_filenames"])}
+    return GroundTruth("t2a", tuple(ids), tuple(texts), corpus, relevance, "multi")
+
+
+def _clotho_graded() -> GroundTruth:
+    """TAU Audio-Text Graded Relevances 2023 (evaluation split): 200 queries, 17 rated audio
+    each, ratings 0-100 used as linear gains; unrated corpus files have gain 0."""
+    rows = _caption_rows(assets.fetch("clotho-v2.1/captions-evaluation"))
+    index = _caption_index(rows)
+    corpus = tuple(name for name, _ in rows)
+    fid_to_file = {r["fid"]: r["file_name"]
+                   for r in _read_csv_rows(assets.fetch("tau-graded-2023/evaluation-audio-metadata"))}
+    tid_to_text = {r["tid"]: r["text"] for r in _read_csv_rows(assets.fetch("tau-graded-2023/evaluation-text"))}
+    relevance_by_tid: dict[str, dict[str, int]] = {}
+    for r in _read_csv_rows(assets.fetch("tau-graded-2023/evaluation-relevances")):
+        relevance_by_tid.setdefault(r["tid"], {})[fid_to_file[r["fid"]]] = int(r["rating"])
+    ids, texts, relevance = [], [], {}
+    for r in _read_csv_rows(assets.fetch("tau-graded-2023/evaluation-queries")):
+        text = tid_to_text[r["tid"]]
+        (qid,) = index[text]
+        ids.append(qid)
+        texts.append(text)
+        relevance[qid] = relevance_by_tid[r["tid"]]
+    return GroundTruth("t2a", tuple(ids), tuple(texts), corpus, relevance, "graded")
+
+
+def _audiocaps_test() -> GroundTruth:
+    records = _read_csv_rows(assets.fetch("audiocaps-v1/test-captions"))
+    return audiocaps_t2a((r["audiocap_id"], r["youtube_id"], r["start_time"], r["caption"]) for r in records)
+
+
+def demo_folder(split: str) -> Path:
+    """Where the generated demo split lives (generated on first use)."""
+    folder = assets.cache_dir() / "demo" / f"v1-{split}"
+    demo_data.generate(split, folder)
+    return folder
+
+
+def _demo(split: str) -> Callable[[], GroundTruth]:
+    return lambda: captions_t2a(_caption_rows(demo_folder(split) / demo_data.CAPTIONS_FILE))
+
+
+_CLOTHO_SOURCE = "Drossos et al., Clotho, ICASSP 2020; Zenodo record 4783391 (v2.1)"
+_CLOTHO_AUDIO = "larb data build clotho --split {}"
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def _register(spec: TaskSpec) -> None:
+    if spec.id in TASKS:
+        raise ValueError(f"task {spec.id!r} registered twice")
+    TASKS[spec.id] = spec
+
+
+for _spec in (
+    TaskSpec("clotho-v2.1/evaluation", 1, "Clotho v2.1 evaluation (DCASE 2022-2024 development-testing), "
+             "text-to-audio", "t2a", "single", ("clotho-v2.1/captions-evaluation",),
+             _clotho("clotho-v2.1/captions-evaluation"),
+             "0272fc75c48a1d244df4c9ac6a2e52c57da45d5e9a292de5e84cda251e29ac07", _CLOTHO_SOURCE,
+             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
+    TaskSpec("clotho-v2.1/evaluation-a2t", 1, "Clotho v2.1 evaluation, audio-to-text (all 5 captions relevant)",
+             "a2t", "multi", ("clotho-v2.1/captions-evaluation",),
+             _clotho("clotho-v2.1/captions-evaluation", captions_a2t),
+             "530f77205d30c85b3255e69cad9b5c9010937374d110c2cd86f1f2621f6b3137", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
+    TaskSpec("clotho-v2.1/validation", 1, "Clotho v2.1 validation, text-to-audio", "t2a", "single",
+             ("clotho-v2.1/captions-validation",), _clotho("clotho-v2.1/captions-validation"),
+             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("validation"), ("clotho-v2.1/validation",)),
+    TaskSpec("clotho-v2.1/development", 1, "Clotho v2.1 development, text-to-audio", "t2a", "single",
+             ("clotho-v2.1/captions-development",), _clotho("clotho-v2.1/captions-development"),
+             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("development"), ("clotho-v2.1/development",)),
+    TaskSpec("clotho-v2.1/evaluation-multi", 1, "Clotho v2.1 evaluation with the DCASE 2025 multi-positive "
+             "annotations", "t2a", "multi",
+             ("clotho-v2.1/captions-evaluation", "dcase2025/multi-positive-evaluation"),
+             _clotho_multi_positive,
+             "4d470f4ef96a81fcf48332b43fa1328865103bbdd8861899c68fddce0362771e", "DCASE 2025 Task 6; CPJKU/dcase2025_task6_baseline",
+             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
+    TaskSpec("clotho-v2.1/evaluation-graded", 1, "Clotho v2.1 evaluation with TAU Audio-Text Graded "
+             "Relevances 2023 (nDCG@10)", "t2a", "graded",
+             ("clotho-v2.1/captions-evaluation", "tau-graded-2023/evaluation-queries",
+              "tau-graded-2023/evaluation-relevances", "tau-graded-2023/evaluation-text",
+              "tau-graded-2023/evaluation-audio-metadata"),
+             _clotho_graded, "8975229c176b17ce253c12a0f6a24f69e04a2244a9065f104e624ee1427f6ec9", "Xie et al., DCASE Workshop 2023; xieh97/retrieval-relevance-crowdsourcing",
+             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",), main_metric="nDCG@10"),
+    TaskSpec("audiocaps-v1/test", 1, "AudioCaps v1 test, text-to-audio (975 clips x 5 captions)", "t2a",
+             "single", ("audiocaps-v1/test-captions",), _audiocaps_test,
+             "f93afda312048c6a25f1a2296a0d57e00680f37bc6c0b98325c47fb659339861",
+             "Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", "larb data build audiocaps --split test",
+             ("audiocaps-v1/test",)),
+    TaskSpec("demo", 1, "Synthetic demo (generated, no download), held-out clips", "t2a", "single", (),
+             _demo("test"), "e54f8cb81740663cb8d89dd7e81017f9c2853fb4f2290f788dae502bf91ae63e", "generated by benchmark/demo_data.py", "generated automatically",
+             ("demo/test",), local_audio=lambda: demo_folder("test")),
+    TaskSpec("demo-train", 1, "Synthetic demo (generated, no download), training clips", "t2a", "single", (),
+             _demo("train"), "3e501b3656987500899c38ddba2efaeb420bfb9febc755b072a34d8ffda90c10", "generated by benchmark/demo_data.py", "generated automatically",
+             ("demo/train",), local_audio=lambda: demo_folder("train")),
+):
+    _register(_spec)
+
+
+def task_ids() -> list[str]:
+    return sorted(TASKS)
+
+
+@cache
+def _load_registered(task_id: str) -> Task:
+    spec = TASKS[task_id]
+    ground_truth = spec.build()
+    if spec.sha256 and ground_truth.sha256 != spec.sha256:
+        raise LarbError(
+            f"the ground truth of task {task_id} hashes to {ground_truth.sha256}, not the pinned "
+            f"{spec.sha256}.", fix="its source files changed; delete them from the cache and fetch again.")
+    return Task(spec, ground_truth, spec.local_audio() if spec.local_audio else None)
+
+
+def get_task(name_or_path: str | Path) -> Task:
+    """A registered task by id, or a user's folder task by path."""
+    name = str(name_or_path)
+    if name in TASKS:
+        return _load_registered(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return folder_task(path)
+    raise LarbError(f"unknown task {name!r}.",
+                    fix="run 'larb tasks' to list the tasks, or pass a folder holding a captions CSV "
+                        "(file_name,caption_1..N) and its audio files.")
+
+
+def folder_task(folder: Path) -> Task:
+    """A user's own text-to-audio task from a folder of Clotho-layout captions CSVs and audio.
+
+    CSVs anywhere below the folder are read in path order; a CSV's file names are taken
+    relative to its own folder, and the corpus names are paths relative to `folder`.
+    """
+    folder = folder.resolve()
+    csv_files = sorted(p for p in folder.rglob("*.csv") if _is_captions_csv(p))
+    if not csv_files:
+        raise LarbError("no captions CSV (header file_name,caption_1..N) in this folder.", path=folder,
+                        fix="add one: a row per audio file, its captions in caption_1..caption_N.")
+    rows: list[tuple[str, list[str]]] = []
+    for csv_path in csv_files:
+        base = csv_path.parent.relative_to(folder)
+        for line_no, (file_name, captions) in enumerate(_caption_rows(csv_path), start=2):
+            name = (base / file_name).as_posix()
+            if not (folder / name).is_file():
+                raise LarbError(f"the audio file {file_name!r} named here does not exist.", path=csv_path,
+                                line=line_no, fix="put the file beside the CSV or remove its row.")
+            rows.append((name, captions))
+    try:
+        ground_truth = captions_t2a(rows)
+    except ValueError as exc:
+        raise LarbError(f"cannot build a task from this folder: {exc}.", path=folder,
+                        fix="every file name must be unique and have at least one caption.") from None
+    spec = TaskSpec(f"folder:{folder.name}", 1, f"user folder {folder}", "t2a", "single", (),
+                    lambda: ground_truth, ground_truth.sha256, str(folder), str(folder))
+    return Task(spec, ground_truth, folder)
+
+
+def _is_captions_csv(path: Path) -> bool:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(io.StringIO(handle.readline())), [])
+    except (UnicodeDecodeError, OSError):
+        return False
+    return bool(header) and header[0].strip() == "file_name" and any(
+        h.strip().startswith("caption_") for h in header)
