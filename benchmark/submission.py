@@ -26,11 +26,12 @@ import csv
 import difflib
 import hashlib
 import io
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -44,11 +45,19 @@ BYTES_PER_QUERY_LIMIT = 4096
 BYTES_BASE_LIMIT = 1 << 20
 
 _SPACES = re.compile(r"\s+")
+_ODD_SPACE = re.compile(r"\s\s|[^\S ]")  # two white spaces in a row, or one that is not " "
 
 
 def normalise_caption(text: str) -> str:
     """The documented caption normalisation: NFC, trimmed, inner white space collapsed."""
+    if _is_normal(text):  # the common case, checked in C, skips the regex
+        return text
     return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def _is_normal(text: str) -> bool:
+    return (unicodedata.is_normalized("NFC", text) and _ODD_SPACE.search(text) is None
+            and text == text.strip())
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class _Header:
     query_id: int | None
     candidates: list[int]
     width: int
+    pick: Callable[[list[str]], tuple[str, ...]]  # the candidate cells of a row, in rank order
 
 
 def _read_text(path: Path, limit: int) -> tuple[str, str]:
@@ -105,7 +115,7 @@ def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[
         raise LarbError(f"wrong header ({problem}).", path=path, line=1, fix=f"use the header {expected}.")
     columns = [names.index(w) for w in wanted]
     return _Header(names.index(key_name), names.index("query_id") if "query_id" in names else None,
-                   columns, len(names))
+                   columns, len(names), operator.itemgetter(*columns))
 
 
 def _near_miss(text: str, choices: Sequence[str]) -> str:
@@ -153,9 +163,9 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
                 if qid not in query_pos:
                     raise LarbError(f"query_id {qid!r} is not a query of this task.", path=path, line=line,
                                     fix="use the ids listed by 'larb tasks --queries TASK'.")
-                if key.strip() and (normalise_caption(key) if t2a else key) != (
-                        normalise_caption(ground_truth.query_texts[query_pos[qid]]) if t2a
-                        else ground_truth.query_texts[query_pos[qid]]):
+                expected = ground_truth.query_texts[query_pos[qid]]
+                if key.strip() and key != expected and (
+                        not t2a or normalise_caption(key) != normalise_caption(expected)):
                     raise LarbError(f"query_id {qid!r} belongs to {ground_truth.query_texts[query_pos[qid]]!r},"
                                     f" not {key!r}.", path=path, line=line,
                                     fix="check that ids and captions are not shifted.")
@@ -195,9 +205,9 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
 
 def _candidates(row: list[str], header: _Header, corpus_index: dict[str, int], t2a: bool, path: Path,
                 line: int, ground_truth: GroundTruth) -> tuple[int, ...]:
-    cells = [row[c] for c in header.candidates]
+    cells = header.pick(row)
     try:
-        ranked = tuple(corpus_index[c] if t2a else corpus_index[normalise_caption(c)] for c in cells)
+        ranked = tuple(map(corpus_index.__getitem__, cells if t2a else map(normalise_caption, cells)))
     except KeyError:
         for column, cell in enumerate(cells, start=1):
             if not cell.strip():

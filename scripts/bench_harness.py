@@ -1,0 +1,115 @@
+"""Harness speed, measured in one run (the machine is shared and noisy: compare ratios).
+
+1. Validation + scoring of the real 5225-query DCASE 2022 baseline ranking on
+   clotho-v2.1/evaluation (when ../shared is present).
+2. A synthetic 1,000,000-query submission (10,000 candidates): the harness path (validate,
+   match, score, jackknife intervals) against a bare reference that anyone would write —
+   csv.reader, two dicts, vectorised numpy metrics, no checks. Goal: at most 3x.
+   The numpy metric step alone is printed too.
+
+Usage: python scripts/bench_harness.py [--queries N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark import scoring, submission
+from benchmark.groundtruth import GroundTruth
+from benchmark.metrics import K
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
+
+
+def harness(path: Path, gt: GroundTruth):
+    ranking = submission.read_ranking(path, gt)
+    return scoring.score(ranking, gt)
+
+
+def bare(path: Path, gt: GroundTruth):
+    """Minimal scoring without validation: parse, map, numpy."""
+    file_index = {name: i for i, name in enumerate(gt.corpus)}
+    query_index = {text: i for i, text in enumerate(gt.query_texts)}
+    relevant = np.fromiter((file_index[next(iter(gt.relevance[q]))] for q in gt.query_ids), np.int64,
+                           gt.n_queries)
+    ranked = np.empty((gt.n_queries, K), np.int64)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for row in reader:
+            ranked[query_index[row[1]]] = [file_index[c] for c in row[2:]]
+    return bare_numpy(ranked, relevant)
+
+
+def bare_numpy(ranked: np.ndarray, relevant: np.ndarray) -> dict[str, float]:
+    hits = ranked == relevant[:, None]
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
+    ap = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+    return {"mAP@10": ap.mean(), **{f"R@{k}": hits[:, :k].any(axis=1).mean() for k in (1, 5, 10)}}
+
+
+def synthetic(n_queries: int, n_corpus: int, folder: Path) -> tuple[GroundTruth, Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    corpus = tuple(f"clip_{i:06d}.wav" for i in range(n_corpus))
+    relevant = rng.integers(0, n_corpus, n_queries)
+    ids = tuple(f"q{i}" for i in range(n_queries))
+    texts = tuple(f"a synthetic caption, number {i}, with a comma" for i in range(n_queries))
+    gt = GroundTruth("t2a", ids, texts, corpus, {q: {corpus[r]: 1} for q, r in zip(ids, relevant)})
+    # Rankings that hit the relevant file at a random rank half of the time.
+    ranked = rng.integers(0, n_corpus, (n_queries, K * 2))
+    rows = np.empty((n_queries, K), np.int64)
+    for i in range(n_queries):
+        seen = list(dict.fromkeys(ranked[i].tolist()))[:K]
+        if rng.random() < 0.5 and relevant[i] not in seen:
+            seen[int(rng.integers(K))] = int(relevant[i])
+        rows[i] = seen
+    path = folder / "synthetic.csv"
+    submission.write_t2a_csv(path, ids, texts, [[corpus[j] for j in r] for r in rows])
+    return gt, path, rows, relevant
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--queries", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    reference = SHARED / "reference" / "scoring" / "dcase2022_baseline_clotho_evaluation.output.csv"
+    if reference.exists():
+        os.environ.setdefault("LARB_ASSETS_MIRROR", str(SHARED / "assets"))
+        from benchmark.tasks import get_task
+
+        gt = get_task("clotho-v2.1/evaluation").ground_truth
+        scores, seconds = timed(harness, reference, gt)
+        print(f"clotho reference (5225 queries): validate+score {seconds * 1000:.0f} ms, "
+              f"mAP@10 {scores.means['mAP@10']:.4f}")
+    else:
+        print("clotho reference: skipped (../shared not present)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        gt, path, rows, relevant = synthetic(args.queries, 10_000, Path(tmp))
+        size = path.stat().st_size / 1e6
+        ours, t_ours = timed(harness, path, gt)
+        theirs, t_bare = timed(bare, path, gt)
+        _, t_numpy = timed(bare_numpy, rows, relevant)
+        for name in theirs:
+            assert abs(ours.means[name] - theirs[name]) < 1e-12, name
+        print(f"synthetic {args.queries:,} queries ({size:.0f} MB CSV): harness {t_ours:.2f} s, "
+              f"bare csv+numpy {t_bare:.2f} s, ratio {t_ours / t_bare:.2f}x (goal <= 3x); "
+              f"numpy metrics alone {t_numpy * 1000:.0f} ms; means agree")
+
+
+if __name__ == "__main__":
+    main()
