@@ -18,13 +18,15 @@ inside them (`check_file`).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 from urllib.parse import urlparse
 
 from benchmark.errors import LarbError
@@ -219,6 +221,10 @@ def download(url: str, dest: Path, *, progress: bool = True, description: str = 
                     handle.write(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as exc:  # reset, timeout, truncated chunk
+            size = part.stat().st_size if part.exists() else 0
+            raise LarbError(f"the download of {url} was interrupted after {size:,} bytes ({exc}).",
+                            fix="run the same command again; it resumes where it stopped.") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -248,7 +254,7 @@ def _download_repo(asset: Asset, dest: Path) -> Path:
     tmp = dest.with_name(dest.name + ".part")
     try:
         snapshot_download(repo_id=repo_id, local_dir=tmp)
-    except Exception as exc:  # the hub client raises many types; all mean "not reachable"
+    except Exception as exc:  # noqa: BLE001 - the hub client raises many types; all mean "not reachable"
         raise LarbError(f"cannot download model repository {repo_id} ({type(exc).__name__}).",
                         fix=f"check your network, or put the folder in a mirror (${MIRROR_ENV}/"
                             f"{asset.file_name}).") from None

@@ -75,16 +75,20 @@ def _ranking_source(target: str, task_id: str) -> tuple[str, Path]:
 def _scored(target: str, task_name: str):
     from benchmark.scoring import score
     from benchmark.submission import read_ranking
-    from benchmark.tasks import get_task
+    from benchmark.tasks import TASKS, get_task
 
-    task = get_task(task_name)
-    submission_id, csv_path = _ranking_source(target, task.id)
+    if task_name in TASKS:  # check the submission first: a missing asset must not hide a typo
+        submission_id, csv_path = _ranking_source(target, task_name)
+        task = get_task(task_name)
+    else:
+        task = get_task(task_name)
+        submission_id, csv_path = _ranking_source(target, task.id)
     ranking = read_ranking(csv_path, task.ground_truth)
     return task, submission_id, ranking, score(ranking, task.ground_truth)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    task, submission_id, ranking, _ = _scored(args.submission, args.task)
+    task, _, ranking, _ = _scored(args.submission, args.task)
     print(f"OK: {ranking.path} is a valid ranking for {task.id} ({task.ground_truth.n_queries} queries).")
     return 0
 

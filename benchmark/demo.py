@@ -13,6 +13,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from benchmark.errors import LarbError
 from benchmark.leaderboard import score_task, task_table
 from benchmark.submissions import find_submissions, load_submission
 from benchmark.tasks import get_task
@@ -33,7 +34,10 @@ def run(submissions_root: Path) -> int:
             except ImportError as exc:
                 print(f"({step.name}: skipped, {exc.name} is not installed)")
                 continue
-            submissions.extend(load_submission(folder) for folder in make_submissions(Path(work)))
+            try:
+                submissions.extend(load_submission(folder) for folder in make_submissions(Path(work)))
+            except LarbError as exc:
+                print(f"({step.name}: skipped, {exc})")
         rows = score_task(TASK, submissions)
         print()
         print(task_table(TASK, rows))

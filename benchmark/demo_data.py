@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 Direction = Literal["t2a", "a2t"]
 RelevanceKind = Literal["single", "multi", "graded"]
@@ -72,8 +73,7 @@ class GroundTruth:
     @cached_property
     def sha256(self) -> str:
         """One hash over the whole ground truth (direction, kind and the three parts)."""
-        text = "\n".join([self.direction, self.kind, self.queries_sha256, self.corpus_sha256,
-                          self.relevance_sha256])
+        text = f"{self.direction}\n{self.kind}\n{self.queries_sha256}\n{self.corpus_sha256}\n{self.relevance_sha256}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def hashes(self) -> dict[str, str]:

@@ -42,7 +42,7 @@ class Judgements:
     threshold: int = 1
 
     @classmethod
-    def single(cls, relevant: np.ndarray, n_corpus: int) -> "Judgements":
+    def single(cls, relevant: np.ndarray, n_corpus: int) -> Judgements:
         """One relevant item per query (the DCASE 2022-2024 case)."""
         n = len(relevant)
         return cls(np.arange(n + 1, dtype=np.int64), relevant.astype(np.int64),
@@ -55,7 +55,7 @@ class Judgements:
 
 def gains_at_ranks(ranking: np.ndarray, judgements: Judgements) -> np.ndarray:
     """The grade of the item at each rank (0 for unjudged), shape (queries, k)."""
-    n_queries, k = ranking.shape
+    n_queries = ranking.shape[0]
     query_of_item = np.repeat(np.arange(judgements.n_queries, dtype=np.int64), np.diff(judgements.indptr))
     judged_keys = query_of_item * judgements.n_corpus + judgements.items
     order = np.argsort(judged_keys, kind="stable")

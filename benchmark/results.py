@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def build_record(task: Task, submission_id: str, ranking: Ranking, scores: Score
                       **{name: np.round(values, 10).tolist() for name, values in scores.per_query.items()}},
         "harness": {"version": __version__, "git_commit": git_commit()},
         "environment": {"python": platform.python_version(), "numpy": np.__version__},
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     jsonschema.validate(record, result_schema())
     return record

@@ -38,9 +38,11 @@ def paired_randomization_test(a: np.ndarray, b: np.ndarray, *, permutations: int
     Fisher's paired randomisation (sign-flip) test, the usual choice in IR evaluation
     (Smucker et al., CIKM 2007). A fixed seed makes the leaderboard reproducible to the byte.
     """
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if diff.shape != np.shape(b) or diff.ndim != 1:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:  # checked before subtracting: (1,) would broadcast
         raise ValueError("paired scores must be 1-d arrays of the same length")
+    diff = a - b
     observed = abs(diff.mean())
     if not np.any(diff):
         return 1.0

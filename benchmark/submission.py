@@ -22,6 +22,7 @@ Candidate file names are compared exactly (Clotho has names that begin with a sp
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
@@ -29,9 +30,9 @@ import io
 import operator
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -88,11 +89,13 @@ def _read_text(path: Path, limit: int) -> tuple[str, str]:
                         "can need.", path=path, fix="submit one row per query with 10 file names.")
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
+        offset = bom + exc.start  # in the file, BOM included
+        line = data.count(b"\n", 0, offset) + 1
+        raise LarbError(f"byte {data[offset]:#04x} at offset {offset} is not valid UTF-8.", path=path,
                         line=line, fix="save the file as UTF-8.") from None
     return text, sha256
 
@@ -140,17 +143,20 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
     for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts):
         by_text.setdefault(normalise_caption(qtext) if t2a else qtext, []).append(qid)
 
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a stray or unclosed quote is an error, not a silently merged cell
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1  # the line where the next record begins (a quoted caption may span lines)
     try:
         header_cells = next(reader, None)
         if header_cells is None:
-            raise LarbError("the file is empty.", path=path, fix=f"write a header and one row per query.")
+            raise LarbError("the file is empty.", path=path, fix="write a header and one row per query.")
         header = _parse_header(header_cells, key_name, prefixes, path)
         indices = np.full((ground_truth.n_queries, K), -1, dtype=np.int32)
         seen_row: dict[int, tuple[int, tuple[int, ...]]] = {}  # query position -> (line, ranking)
         text_rows: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
+        start = reader.line_num + 1
         for row in reader:
-            line = reader.line_num
+            line, start = start, reader.line_num + 1  # errors name the line where the row begins
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != header.width:
@@ -159,7 +165,9 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
             ranked = _candidates(row, header, corpus_index, t2a, path, line, ground_truth)
             key = row[header.key]
             if header.query_id is not None:
-                qid = row[header.query_id].strip()
+                qid = row[header.query_id]
+                if qid not in query_pos:  # ids are exact (Clotho names may begin with a space)
+                    qid = qid.strip()
                 if qid not in query_pos:
                     raise LarbError(f"query_id {qid!r} is not a query of this task.", path=path, line=line,
                                     fix="use the ids listed by 'larb tasks --queries TASK'.")
@@ -193,8 +201,9 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
             for qid in qids:
                 _place(query_pos[qid], first, first_line, seen_row, indices, path, f"query {qid!r}")
     except csv.Error as exc:
-        raise LarbError(f"malformed CSV ({exc}).", path=path, line=reader.line_num,
-                        fix="close the quotes of quoted captions.") from None
+        raise LarbError(f"malformed CSV ({exc}).", path=path, line=start,
+                        fix="quote a caption as a whole (\"...\"), double the quotes inside it (\"\"), "
+                            "and close every quote.") from None
     missing = np.flatnonzero(indices[:, 0] < 0)
     if len(missing):
         examples = "; ".join(repr(ground_truth.query_texts[i]) for i in missing[:3])
@@ -240,9 +249,13 @@ def write_t2a_csv(path: str | Path, query_ids: Sequence[str], captions: Sequence
     """Write a text-to-audio ranking in the DCASE form, with a query_id column, atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    # csv.writer leaves a cell holding a lone "\r" unquoted when lines end in "\n" (CPython 3.11),
+    # and a reader then splits the row there: such rows are written fully quoted.
+    quote_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["query_id", "caption"] + [f"fname_{i}" for i in range(1, K + 1)])
     for qid, caption, ranked in zip(query_ids, captions, rankings, strict=True):
         if len(ranked) != K:
             raise ValueError(f"query {qid}: {len(ranked)} candidates, need {K}")
-        writer.writerow([qid, caption, *ranked])
+        row = [qid, caption, *ranked]
+        (quote_all if any("\r" in cell for cell in row) else writer).writerow(row)
     return atomic_write_text(path, buffer.getvalue())

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from benchmark.errors import LarbError
 from benchmark import jsonschemas
+from benchmark.errors import LarbError
 
 METADATA_FILE = "metadata.yaml"
 

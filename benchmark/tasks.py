@@ -13,10 +13,11 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from benchmark import assets, demo_data
 from benchmark.assets import Asset
@@ -122,6 +123,11 @@ def _read_csv_rows(path: Path, encoding: str = "utf-8-sig") -> list[dict[str, st
 
 def _caption_rows(path: Path) -> list[tuple[str, list[str]]]:
     """(file name, captions) from a wide Clotho-layout CSV (`file_name,caption_1..N`)."""
+    return [(name, captions) for _, name, captions in _numbered_caption_rows(path)]
+
+
+def _numbered_caption_rows(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line where the row begins, file name, captions) from a wide Clotho-layout CSV."""
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -133,13 +139,15 @@ def _caption_rows(path: Path) -> list[tuple[str, list[str]]]:
             raise LarbError("the captions CSV has no caption_N column.", path=path, line=1,
                             fix="use the header file_name,caption_1,...,caption_N.")
         rows = []
-        for line_no, row in enumerate(reader, start=2):
+        start = reader.line_num + 1  # where the next row begins (a quoted caption may span lines)
+        for row in reader:
+            line_no, start = start, reader.line_num + 1
             if not row:
                 continue
             if len(row) != len(header):
                 raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path, line=line_no,
                                 fix="quote captions that contain commas.")
-            rows.append((row[0], [row[i] for i in columns]))
+            rows.append((line_no, row[0], [row[i] for i in columns]))
     return rows
 
 
@@ -311,13 +319,21 @@ def folder_task(folder: Path) -> Task:
         raise LarbError("no captions CSV (header file_name,caption_1..N) in this folder.", path=folder,
                         fix="add one: a row per audio file, its captions in caption_1..caption_N.")
     rows: list[tuple[str, list[str]]] = []
+    first_row: dict[str, str] = {}  # corpus name -> where its row is
     for csv_path in csv_files:
         base = csv_path.parent.relative_to(folder)
-        for line_no, (file_name, captions) in enumerate(_caption_rows(csv_path), start=2):
+        for line_no, file_name, captions in _numbered_caption_rows(csv_path):
             name = (base / file_name).as_posix()
+            if os.path.normpath(name).startswith(".."):
+                raise LarbError(f"the file name {file_name!r} points outside the task folder.", path=csv_path,
+                                line=line_no, fix="keep the audio files inside the folder.")
             if not (folder / name).is_file():
                 raise LarbError(f"the audio file {file_name!r} named here does not exist.", path=csv_path,
                                 line=line_no, fix="put the file beside the CSV or remove its row.")
+            if name in first_row:
+                raise LarbError(f"the audio file {file_name!r} has a second row (the first is {first_row[name]}).",
+                                path=csv_path, line=line_no, fix="give each audio file one row.")
+            first_row[name] = f"{csv_path}, line {line_no}"
             rows.append((name, captions))
     try:
         ground_truth = captions_t2a(rows)

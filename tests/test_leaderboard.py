@@ -1,0 +1,144 @@
+"""leaderboard.md: determinism, --check, the † mark, tie marking, metadata errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark import leaderboard
+from benchmark.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo_gt():
+    return get_task("demo").ground_truth
+
+
+@pytest.fixture
+def make_submission(tmp_path, write_ranking, demo_gt):
+    """`make_submission(id, seed=0, perfect=False, training_data=(), **metadata)` under tmp_path/subs."""
+    root = tmp_path / "subs"
+
+    def make(sub_id: str, seed: int = 0, *, perfect: bool = False, training_data=(), **fields) -> Path:
+        folder = root / sub_id
+        write_ranking(folder / "demo.csv", demo_gt, seed, perfect=perfect)
+        metadata = {"id": sub_id, "team": "Test team", "system": f"System {sub_id}", "description": "A test.",
+                    "parameters": {"total": 1000, "trainable": 10}, "ensemble": False, "date": "2026-01-31",
+                    "licence": "CC0-1.0", "rankings": {"demo": "demo.csv"},
+                    "training_data": [{"dataset": d, "split": s} for d, s in training_data]}
+        metadata.update(fields)
+        metadata = {k: v for k, v in metadata.items() if v is not None}
+        (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False), "utf-8")
+        return folder
+
+    make.root = root
+    return make
+
+
+def rows_of(markdown: str) -> dict[str, str]:
+    """submission id -> its table row."""
+    rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("|") and "`" in line:
+            rows[line.split("`")[1]] = line
+    return rows
+
+
+def test_build_is_deterministic(make_submission, run_cli, tmp_path):
+    make_submission("random-a", seed=1)
+    make_submission("perfect", perfect=True)
+    first = leaderboard.build(make_submission.root)
+    assert first == leaderboard.build(make_submission.root)
+    assert first.startswith("# LARB leaderboard") and "## demo (v1)" in first
+    assert list(rows_of(first)) == ["perfect", "random-a"]  # best first
+    out = tmp_path / "board.md"
+    assert run_cli("leaderboard", "--submissions", make_submission.root, "--output", out)[0] == 0
+    data = out.read_bytes()
+    assert run_cli("leaderboard", "--submissions", make_submission.root, "--output", out)[0] == 0
+    assert out.read_bytes() == data == first.encode("utf-8")
+
+
+def test_reported_figures_are_kept_apart(make_submission):
+    make_submission("random-a")
+    text = leaderboard.build(make_submission.root)
+    assert "## clotho-v2.1/evaluation (v1)" in text and "Reported by their authors" in text
+    assert "xieh97/dcase2022-audio-retrieval README" in text
+
+
+def test_check_detects_a_stale_file(make_submission, run_cli, tmp_path):
+    make_submission("random-a")
+    out = tmp_path / "board.md"
+    code, _, err = run_cli("leaderboard", "--check", "--submissions", make_submission.root, "--output", out)
+    assert code == 1 and "stale" in err  # missing
+    run_cli("leaderboard", "--submissions", make_submission.root, "--output", out)
+    code, out_text, _ = run_cli("leaderboard", "--check", "--submissions", make_submission.root,
+                                "--output", out)
+    assert code == 0 and "up to date" in out_text
+    out.write_text(out.read_text("utf-8").replace("random-a", "random-b"), "utf-8")
+    code, _, err = run_cli("leaderboard", "--check", "--submissions", make_submission.root, "--output", out)
+    assert code == 1 and "stale" in err and len(err.strip().splitlines()) == 1
+    make_submission("random-c", seed=3)  # a new submission makes a fresh file stale too
+    run_cli("leaderboard", "--submissions", make_submission.root, "--output", out)
+    make_submission("random-d", seed=4)
+    assert run_cli("leaderboard", "--check", "--submissions", make_submission.root, "--output", out)[0] == 1
+
+
+def test_dagger_marks_training_on_the_evaluation_data(make_submission):
+    make_submission("on-test", seed=1, training_data=[("demo", "test")])
+    make_submission("on-train", seed=2, training_data=[("demo", "train")])
+    make_submission("zero-shot", seed=3)
+    rows = rows_of(leaderboard.build(make_submission.root))
+    assert "`on-test` †" in rows["on-test"]
+    assert "†" not in rows["on-train"] and "†" not in rows["zero-shot"]
+    assert "demo train" in rows["on-train"] and "none (zero-shot)" in rows["zero-shot"]
+
+
+def test_identical_rankings_are_tied(make_submission):
+    make_submission("copy-a", seed=7)
+    make_submission("copy-b", seed=7)
+    rows = rows_of(leaderboard.build(make_submission.root))
+    assert "tied (p=1.00)" in rows["copy-b"]
+    assert "tied" not in rows["copy-a"]  # the first row is compared with nothing
+
+
+def test_perfect_and_random_are_not_tied(make_submission):
+    make_submission("perfect", perfect=True)
+    make_submission("random", seed=1)
+    rows = rows_of(leaderboard.build(make_submission.root))
+    assert "tied" not in rows["random"] and "p=0.0001" in rows["random"]
+    assert "1.0000 [1.0000, 1.0000]" in rows["perfect"]
+
+
+def test_missing_metadata_field_exits_2(make_submission, run_cli, tmp_path):
+    make_submission("no-team", team=None)
+    code, _, err = run_cli("leaderboard", "--submissions", make_submission.root,
+                           "--output", tmp_path / "b.md")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'team' is a required property" in err and "metadata.yaml" in err
+    assert not (tmp_path / "b.md").exists()
+
+
+def test_id_differing_from_folder_exits_2(make_submission, run_cli, tmp_path):
+    make_submission("folder-name", id="other-name")
+    code, _, err = run_cli("leaderboard", "--submissions", make_submission.root,
+                           "--output", tmp_path / "b.md")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "id 'other-name' differs from the folder name 'folder-name'" in err
+
+
+def test_bad_field_value_names_the_field(make_submission, run_cli, tmp_path):
+    make_submission("bad-params", parameters={"total": -1, "trainable": 0})
+    code, _, err = run_cli("leaderboard", "--submissions", make_submission.root,
+                           "--output", tmp_path / "b.md")
+    assert code == 2 and "metadata field parameters/total" in err
+
+
+def test_committed_leaderboard_is_fresh(run_cli, full_mirror):
+    """The CI rule: leaderboard.md equals a fresh rebuild from submissions/."""
+    code, _, err = run_cli("leaderboard", "--check", "--submissions", REPO / "submissions",
+                           "--output", REPO / "leaderboard.md")
+    assert code == 0, err
