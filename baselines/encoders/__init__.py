@@ -1,0 +1,1 @@
+"""Pretrained audio and text encoders, loaded from their published checkpoints via the asset cache."""
