@@ -24,6 +24,7 @@ EPILOG = """examples:
   larb data build audiocaps --split test --option version=1 --output data/audiocaps-test
   larb data build wavcaps --split soundbible --option blacklist=exclude_all_ac --output data/wavcaps-sb
   larb data groundtruth data/clotho-eval --task clotho-v2.1/evaluation
+  larb data export data/clotho-eval --split evaluation --to tasks/clotho-eval   # then: --task tasks/clotho-eval
   larb data scrape soundbible --output soundbible.csv --state scrape-state
 """
 
@@ -63,6 +64,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="a folder written by 'larb data build --output'")
     p.add_argument("--task", required=True, help="e.g. clotho-v2.1/evaluation")
     p.set_defaults(func=cmd_groundtruth)
+
+    p = sub.add_parser("export", help="write a built split as a task folder (WAV files + captions.csv)")
+    p.add_argument("path", help="a folder written by 'larb data build --output'")
+    p.add_argument("--split", required=True, metavar="S", help="the split to export, e.g. evaluation")
+    p.add_argument("--to", required=True, metavar="FOLDER",
+                   help="the task folder to write (then: larb ... --task FOLDER)")
+    p.add_argument("--sample-rate", type=_sample_rate, metavar="R",
+                   help="resample to this rate in Hz (soxr); default: the rate the build stored")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --to folder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("scrape", help="rebuild the WavText5K table from SoundBible or BigSoundBank")
     p.add_argument("site", choices=("soundbible", "bigsoundbank"))
@@ -187,6 +198,26 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print("identical to the registered task" if pinned else "the registered task pins no hash")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from datasets_builders.export import CAPTIONS_FILE, export
+
+    _log_to_stderr()
+    result = export(args.path, args.split, args.to, sample_rate=args.sample_rate, overwrite=args.overwrite)
+    resumed = f", {result.kept} kept from the interrupted export" if result.kept else ""
+    print(f"{result.dataset} {result.split}: {result.rows} rows, {result.exported} audio files "
+          f"({result.written} written{resumed}), {len(result.skipped)} skipped")
+    if result.skipped:
+        print(f"skipped, no audio ({len(result.skipped)}; their captions are not in the task):")
+        for name in result.skipped:
+            print(f"  {name}")
+    if result.renamed:
+        print(f"{len(result.renamed)} files written as .wav under a new name (e.g. "
+              f"{next(iter(result.renamed))!r} -> {next(iter(result.renamed.values()))!r})")
+    print(f"wrote {result.folder} ({CAPTIONS_FILE}: file_name,caption_1..caption_{result.max_captions}); "
+          f"use it as --task {result.folder}")
     return 0
 
 
