@@ -1,0 +1,117 @@
+"""`larb baseline ...`: list, check, train and run the registered baselines.
+
+Plugged into the harness's CLI through the `larb.commands` entry point; every handler returns
+an exit code, and user errors are `LarbError`s that the harness prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EPILOG = """examples:
+  larb baseline list --json
+  larb baseline check passt-mpnet-tags --set tagger=mn04 --set text_encoder=all-MiniLM-L6-v2
+  larb baseline run passt-mpnet-tags --task demo --output submissions/passt-mpnet-tags-zeroshot \\
+      --set tagger=mn04 --set text_encoder=all-MiniLM-L6-v2 --set lambda=0
+  larb baseline train passt-mpnet-tags --train-task demo-train --output runs/demo \\
+      --set tagger=mn04 --set text_encoder=all-MiniLM-L6-v2
+  larb baseline run passt-mpnet-tags --task demo --checkpoint runs/demo/best.pt \\
+      --output submissions/passt-mpnet-tags-demo
+  larb evaluate submissions/passt-mpnet-tags-demo --task demo
+"""
+
+
+def _settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting (repeatable), e.g. --set lambda=0")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from baselines.config import apply_overrides
+    from baselines.registry import BASELINES
+
+    declarations = [spec.declaration(apply_overrides(spec.defaults, args.overrides)) for spec in BASELINES.values()]
+    if args.json:
+        print(json.dumps(declarations, indent=1))
+        return 0
+    rows = [[d["name"], d["paper"], f"{d['parameters']['trainable']:,}", f"{d['parameters']['total']:,}",
+             f"{d['config'].get('tagger', '')} + {d['config'].get('text_encoder', '')}"] for d in declarations]
+    print(tabulate(rows, headers=["baseline", "paper", "trainable", "total parameters", "encoders"],
+                   disable_numparse=True))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from baselines.check import contract_check
+    from baselines.config import apply_overrides
+    from baselines.registry import get_baseline
+
+    spec = get_baseline(args.name)
+    config = apply_overrides(spec.defaults, args.overrides)
+    results = contract_check(spec, config)
+    print(f"{spec.name} contract check (" + ", ".join(f"{k}={config[k]}" for k in spec.model_keys) + ")")
+    for result in results:
+        print(result.line())
+    failed = sum(r.status == "FAIL" for r in results)
+    print("all checks passed." if not failed else f"{failed} check(s) failed.")
+    return 1 if failed else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from baselines.runner import train_baseline
+
+    result = train_baseline(args.name, args.train_task, args.val_task,
+                            Path(args.output) if args.output else None, args.overrides)
+    best = result.best
+    print(f"best: epoch {best['epoch']}, validation mAP@10 {best['val_mAP@10']:.4f} -> {result.best_checkpoint}")
+    print(f"next: larb baseline run {args.name} --task TASK --checkpoint {result.best_checkpoint} "
+          f"--output submissions/<id>")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from baselines.runner import run_baseline
+
+    folder = run_baseline(args.name, args.task, [Path(c) for c in args.checkpoint], Path(args.output),
+                          args.overrides)
+    print(f"wrote {folder}; score it with: larb evaluate {folder} --task {args.task}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `larb baseline {list,check,train,run}` to the harness's parser."""
+    parser = subparsers.add_parser("baseline", help="registered baseline models: list, check, train, run",
+                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="baseline_command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="the registered baselines with their declarations and parameter counts")
+    p.add_argument("--json", action="store_true", help="print each declaration as JSON")
+    _settings(p)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("check", help="contract check on synthetic input (shapes, norms, a training step)")
+    p.add_argument("name")
+    _settings(p)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("train", help="train a baseline's head; resumes from OUTPUT/last.pt")
+    p.add_argument("name")
+    p.add_argument("--train-task", required=True, help="task id or folder to train on")
+    p.add_argument("--val-task", help="task id or folder for validation (default: hold out val_fraction "
+                                      "of the training files)")
+    p.add_argument("--output", help="run folder (default runs/NAME-TRAIN_TASK)")
+    _settings(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("run", help="rank a task's audio for its captions and write a submission folder")
+    p.add_argument("name")
+    p.add_argument("--task", required=True, help="task id or folder")
+    p.add_argument("--checkpoint", action="append", default=[],
+                   help="trained checkpoint (best.pt); repeat it for a score-level ensemble")
+    p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
+    _settings(p)
+    p.set_defaults(func=_cmd_run)

@@ -1,0 +1,97 @@
+"""What a registered baseline declares, and the interface its trainable system offers.
+
+Training and ranking are written against `System`: per-task features, a head that embeds them,
+a loss. PaSST-MPNet-tags freezes its encoders, so its features are small cached encoder outputs
+held in memory; the seeds that fine-tune an encoder (CLAP, PANNs + SBERT, distilled PaSST) will
+need features that stream (waveforms, tokens) and a head that contains the encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from baselines.task_features import TaskFeatures
+from benchmark.tasks import Task
+
+
+class System(Protocol):
+    """A built baseline: frozen feature extractors, a head (nn.Module) and its loss.
+
+    `head(audio_features, text_features)` returns (audio embeddings, text embeddings), both
+    l2-normalised, so that a dot product is the similarity the ranking uses.
+    """
+
+    config: dict[str, Any]
+    head: nn.Module
+
+    @property
+    def needs_training(self) -> bool: ...
+
+    def task_features(self, task: Task) -> TaskFeatures: ...
+
+    def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Counts of one configuration; `frozen` names each pretrained component (shared by ensemble
+    members, so counted once there)."""
+
+    frozen: dict[str, int] = field(hash=False)
+    trainable: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.frozen.values()) + self.trainable
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A registered baseline: its declaration (for `larb baseline list`) and how to build it.
+
+    `model_keys` are the settings that define the trained weights; a checkpoint fixes them.
+    """
+
+    name: str
+    paper: str
+    links: dict[str, str]
+    audio_encoder: str
+    text_encoder: str
+    head: str
+    loss: str
+    training_data: str
+    defaults: dict[str, Any] = field(hash=False)
+    model_keys: tuple[str, ...]
+    build: Callable[[dict[str, Any], str, bool], System] = field(repr=False)
+    parameter_counts: Callable[[dict[str, Any]], ParameterCounts] = field(repr=False)
+    required_assets: Callable[[dict[str, Any]], list[str]] = field(repr=False)
+    synthetic_system: Callable[[dict[str, Any]], SyntheticSystem] = field(repr=False)
+    system_name: Callable[[dict[str, Any]], str] = field(repr=False)
+
+    def declaration(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The JSON-able declaration, with parameter counts computed for `config`."""
+        counts = self.parameter_counts(config)
+        return {
+            "name": self.name, "paper": self.paper, "links": self.links, "audio_encoder": self.audio_encoder,
+            "text_encoder": self.text_encoder, "head": self.head, "loss": self.loss,
+            "training_data": self.training_data, "config": config,
+            "parameters": {"total": counts.total, "trainable": counts.trainable},
+            "assets": self.required_assets(config),
+        }
+
+
+@dataclass
+class SyntheticSystem:
+    """A system on random frozen inputs (no assets), for the contract check."""
+
+    system: System
+    audio_features: torch.Tensor
+    text_features: torch.Tensor
+    audio_ids: torch.Tensor
+    embedding_dim: int

@@ -1,0 +1,124 @@
+"""Writing a baseline's ranking as a submission folder, exactly as an outside team would.
+
+`submissions/<id>/metadata.yaml` (validated against the harness's JSON Schema before anything
+is renamed into place) plus one ranking CSV. The folder is built under a temporary name beside
+the target and renamed over it, so a reader never sees half a submission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import yaml
+
+from benchmark.errors import LarbError
+from benchmark.metrics import K
+from benchmark.submission import write_t2a_csv
+from benchmark.submissions import METADATA_FILE, metadata_schema
+from benchmark.tasks import Task
+
+_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    """What metadata.yaml says about the system (the ranking supplies the rest)."""
+
+    system: str
+    description: str
+    links: dict[str, str]
+    total_parameters: int
+    trainable_parameters: int
+    training_data: list[dict[str, str]]
+    members: list[str]
+    team: str = "LARB baselines"
+    licence: str = "MIT"
+
+
+def check_submission_id(output: Path) -> str:
+    """The folder name, which must be a valid submission id; checked before any work is done."""
+    name = output.name
+    if not _ID_PATTERN.match(name):
+        raise LarbError(f"{name!r} is not a valid submission id (lower-case letters, digits, '.', '_', '-'; "
+                        "2 to 64 characters).", path=output, fix="name the output folder e.g. "
+                        "submissions/passt-mpnet-tags-mn04.")
+    return name
+
+
+def ranking_file_name(task: Task) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", task.id) + ".csv"
+
+
+def write_submission(output: Path, task: Task, indices: np.ndarray, info: SubmissionInfo) -> Path:
+    """Write `submissions/<id>/` for `task` from top-k corpus indices (queries x K), atomically."""
+    submission_id = check_submission_id(output)
+    gt = task.ground_truth
+    if indices.shape != (gt.n_queries, K):
+        raise LarbError(f"the task has {len(gt.corpus)} candidates; a ranking needs {K} per query.",
+                        fix=f"use a task with at least {K} audio files.")
+    csv_name = ranking_file_name(task)
+    metadata: dict[str, Any] = {
+        "id": submission_id, "team": info.team, "system": info.system, "description": info.description,
+        "links": info.links,
+        "parameters": {"total": info.total_parameters, "trainable": info.trainable_parameters},
+        "training_data": _unique(info.training_data), "ensemble": len(info.members) > 1,
+        "date": dt.datetime.now(dt.UTC).date().isoformat(), "licence": info.licence,
+        "rankings": {task.id: csv_name},
+    }
+    if len(info.members) > 1:
+        metadata["ensemble_method"] = "score-mean"
+        metadata["members"] = info.members
+    errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
+    if errors:
+        raise ValueError(f"baseline metadata violates the schema: {errors[0].message}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{submission_id}.", dir=output.parent))
+    try:
+        rankings = [[gt.corpus[i] for i in row] for row in indices]
+        write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts, rankings)
+        (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
+                                             encoding="utf-8")
+        _apply_umask(staging)
+        _replace_folder(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output
+
+
+def _apply_umask(folder: Path) -> None:
+    """Temporary files and folders are created private (0600/0700); a submission is not."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def _replace_folder(staging: Path, output: Path) -> None:
+    """Rename `staging` to `output`; an existing `output` is moved aside first, then deleted."""
+    if output.exists():
+        old = output.with_name(f".{output.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        output.rename(old)
+        staging.rename(output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(output)
+
+
+def _unique(entries: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for entry in entries:
+        seen.setdefault((entry["dataset"], entry["split"]), dict(entry))
+    return list(seen.values())
