@@ -124,6 +124,10 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         raise LarbError("this configuration has no trainable part (lambda=0 is the zero-shot system).",
                         fix=f"run it directly: larb baseline run {spec.name} --task TASK --set lambda=0 ...")
     accelerator = _accelerator(config)
+    if accelerator.device.type == "cpu":
+        # A head on cached features is hundreds of tiny ops per step: on a busy 2-core machine,
+        # two intra-op threads spin-wait on each other (measured: 70 s against 4 s for the demo).
+        torch.set_num_threads(1)
     output.mkdir(parents=True, exist_ok=True)
     head = system.head
     optimizer = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=config["lr"])
