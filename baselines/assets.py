@@ -41,8 +41,5 @@ def fetch(name: str) -> Path:
 
 
 def available_offline(name: str) -> bool:
-    """Whether `fetch(name)` would succeed without the network (cached or mirrored)."""
-    asset = assets.get(name)
-    places = [assets.cache_dir() / "assets" / asset.file_name]
-    places += [folder / asset.file_name for folder in assets.mirror_dirs()]
-    return any(p.exists() for p in places)
+    """Whether `fetch(name)` would find the asset without the network (cached or mirrored)."""
+    return assets.locate(name) is not None

@@ -156,6 +156,13 @@ def _mirror_path(asset: Asset) -> Path | None:
     return None
 
 
+def locate(name: str) -> Path | None:
+    """Where the asset is held locally (cache, then mirror), unverified; None if it is not."""
+    asset = get(name)
+    cached = _cache_path(asset)
+    return cached if cached.exists() else _mirror_path(asset)
+
+
 def fetch(name: str, *, progress: bool = True) -> Path:
     """A local, verified copy of the asset: cache, then mirror, then the official URL."""
     asset = get(name)

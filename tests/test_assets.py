@@ -231,6 +231,21 @@ def test_mirror_folder_is_used_in_place(server, served_asset, tmp_path, monkeypa
     assert server.requests == [] and not cached.exists()
 
 
+def test_locate_finds_the_mirror_then_the_cache_without_downloading(server, served_asset, tmp_path,
+                                                                    monkeypatch):
+    asset, cached = served_asset
+    assert assets.locate(asset.name) is None
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / asset.file_name).write_bytes(PAYLOAD)
+    monkeypatch.setenv("LARB_ASSETS_MIRROR", str(mirror))
+    assert assets.locate(asset.name) == mirror / asset.file_name
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(PAYLOAD)
+    assert assets.locate(asset.name) == cached
+    assert server.requests == []
+
+
 def test_a_corrupted_mirror_file_is_an_error(server, served_asset, tmp_path, monkeypatch):
     asset, _ = served_asset
     (tmp_path / asset.file_name).write_bytes(PAYLOAD[:-1])
