@@ -1,0 +1,183 @@
+"""PANNs + SBERT (Park et al., DCASE 2023): declarations, head, losses, checkpoint loading, contract
+check, and a tiny fine-tuned model trained on `demo-train` and scored on `demo` by the harness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import MIRROR, require_shared
+
+from baselines.check import contract_check
+from baselines.config import apply_overrides
+from baselines.encoders import panns
+from baselines.ensemble import Member, run_models
+from baselines.finetune import SpecAugment, train_model
+from baselines.losses import LOSSES, same_audio_mask
+from baselines.models.panns_sbert import (
+    DEFAULTS,
+    ENCODERS,
+    PARK_LOSSES,
+    SPEC,
+    SPECS,
+    PannsBackbone,
+    PannsSbert,
+    park_loss,
+)
+from baselines.submission_writer import ranking_file_name
+from benchmark.scoring import score
+from benchmark.submission import read_ranking
+from benchmark.tasks import get_task
+
+TINY = ["size=tiny", "text_encoder=all-MiniLM-L6-v2"]
+MPNET = 109_486_464  # all-mpnet-base-v2, counted by the framework from its architecture
+
+
+def chance_map(n_corpus: int) -> float:
+    return sum(1 / r for r in range(1, 11)) / n_corpus
+
+
+def harness_scores(folder: Path, task_name: str) -> dict[str, float]:
+    """The submission's scores from the harness (validator + scorer), not from the model."""
+    task = get_task(task_name)
+    ranking = read_ranking(folder / ranking_file_name(task), task.ground_truth)
+    return score(ranking, task.ground_truth).means
+
+
+# -- declarations -------------------------------------------------------------------------------
+
+def test_full_configurations_declare_exact_parameter_counts():
+    # Backbone without fc1/fc_audioset (Park's encoder) + MLP 2048*600+600 + 600*300+300 + text 768*300+300.
+    head = 2048 * 600 + 600 + 600 * 300 + 300 + 768 * 300 + 300
+    fc = 2048 * 2048 + 2048 + 527 * 2048 + 527  # PANNs' fc1 and classifier, not used
+    expected = {"panns-sbert-cnn14": 80_753_615 - fc, "panns-sbert-resnet38": 73_783_247 - fc,
+                "panns-sbert-wavegram-logmel-cnn14": 81_065_487 - fc}
+    for spec in SPECS:
+        counts = spec.parameter_counts(spec.defaults)
+        assert counts.trainable == expected[spec.name] + head == {
+            "panns-sbert-cnn14": 77_117_840, "panns-sbert-resnet38": 70_147_472,
+            "panns-sbert-wavegram-logmel-cnn14": 77_429_712}[spec.name]
+        assert counts.frozen == {"text:all-mpnet-base-v2": MPNET}
+        declaration = spec.declaration(spec.defaults)
+        assert declaration["assets"] == [ENCODERS[spec.name.removeprefix("panns-sbert-")].asset.name,
+                                         "sentence-transformers/all-mpnet-base-v2"]
+    frozen = SPEC.parameter_counts(apply_overrides(DEFAULTS, ["freeze_audio=true"]))
+    assert frozen.trainable == head and frozen.frozen["audio:cnn14-full"] == 80_753_615 - fc
+
+
+def test_defaults_are_the_papers_settings():
+    assert (DEFAULTS["lr"], DEFAULTS["schedule"], DEFAULTS["lr_factor"], DEFAULTS["lr_patience"]) == (
+        1e-4, "plateau", 0.5, 5)
+    assert (DEFAULTS["optimizer"], DEFAULTS["grad_clip"], DEFAULTS["margin"], DEFAULTS["joint_dim"]) == (
+        "adam", 2.0, 0.2, 300)
+    assert DEFAULTS["spec_augment"] and not DEFAULTS["freeze_audio"] and DEFAULTS["clip_seconds"] == 30.0
+
+
+# -- model pieces ---------------------------------------------------------------------------------
+
+def test_backbone_is_pannss_pooled_trunk_without_classifier():
+    torch.manual_seed(0)
+    tagger = panns.Cnn14(**ENCODERS["cnn14"].tiny).eval()
+    waves = 0.1 * torch.randn(2, 16_000)
+    with torch.no_grad():
+        logmel = tagger.logmel_extractor(tagger.spectrogram_extractor(waves))
+        x = tagger._trunk(tagger.bn0(logmel.transpose(1, 3)).transpose(1, 3), waves).mean(3)
+        expected = x.amax(2) + x.mean(2)
+    backbone = PannsBackbone(tagger).eval()
+    assert not hasattr(tagger, "fc1") and not hasattr(tagger, "fc_audioset")
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(waves), expected)
+
+
+def test_spec_augment_zeroes_stripes_only_while_training():
+    torch.manual_seed(0)
+    augment = SpecAugment(time_width=10, freq_width=4)
+    x = torch.ones(16, 1, 100, 64)
+    out = augment(x)
+    dropped = out == 0
+    assert dropped.any() and not dropped.all()
+    per_example = dropped.flatten(1).float().mean(1)
+    assert float(per_example.max()) < (2 * 10 * 64 + 2 * 4 * 100) / (100 * 64) + 1e-6
+    assert torch.equal(augment.eval()(x), x)
+
+
+@pytest.mark.parametrize("name", PARK_LOSSES)
+def test_each_loss_is_selectable_and_is_the_zoos_function(name):
+    torch.manual_seed(1)
+    audio = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    ids = torch.tensor([0, 0, 1, 2, 3, 3])
+    config = apply_overrides(DEFAULTS, [f"loss={name}"])
+    sim, same = audio @ text.T, same_audio_mask(ids.tolist())
+    extra = ({"margin": 0.2} if name.startswith("triplet") else {"temperature": 0.07})
+    if name == "infonce-vicreg":
+        extra |= {"audio_embeddings": audio, "text_embeddings": text}
+    assert torch.allclose(park_loss(config, audio, text, ids), LOSSES[name](sim, same_audio=same, **extra))
+
+
+@pytest.mark.parametrize("name", PARK_LOSSES)
+def test_contract_check_passes_for_every_loss(name):
+    config = apply_overrides(DEFAULTS, ["size=tiny", "freeze_audio=true", f"loss={name}"])
+    results = contract_check(SPEC, config)
+    assert not [r.line() for r in results if r.status == "FAIL"]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_contract_check_passes_with_the_audio_encoder_fine_tuned(spec):
+    results = contract_check(spec, apply_overrides(spec.defaults, ["size=tiny"]))
+    assert not [r.line() for r in results if r.status == "FAIL"]
+    assert any("gradients reach every trainable parameter" in r.what for r in results)
+
+
+def test_a_checkpoint_in_the_published_layout_initialises_the_backbone(tmp_path):
+    """The loading path of the Zenodo files, on a file written here with their keys (tiny shapes)."""
+    torch.manual_seed(3)
+    published = panns.Cnn14(**ENCODERS["cnn14"].tiny).state_dict()
+    path = tmp_path / "Cnn14_tiny.pth"
+    torch.save({"iteration": 1, "model": published}, path)
+    system = SPEC.build(apply_overrides(DEFAULTS, [*TINY[:1], f"audio_checkpoint={path}"]), "cpu", False)
+    assert isinstance(system, PannsSbert)
+    loaded = system.head.backbone.tagger.state_dict()
+    assert set(published) - set(loaded) == {"fc1.weight", "fc1.bias", "fc_audioset.weight", "fc_audioset.bias"}
+    assert all(torch.equal(loaded[k], published[k]) for k in loaded)
+
+
+# -- a tiny fine-tuned model on the demo task -------------------------------------------------------
+
+_RUNS: dict[str, object] = {}
+DEMO_SETTINGS = [*TINY, "clip_seconds=3", "loss=ntxent", "epochs=2", "batch_size=32", "lr=1e-3",
+                 "num_workers=0", "device=cpu"]
+
+
+def tiny_panns_run(work: Path):
+    """Train the tiny fine-tuned model once per test session (reused by test_ensemble)."""
+    if "run" not in _RUNS:
+        require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
+            _RUNS["run"] = train_model(SPEC, "demo-train", None, work / "panns-tiny", DEMO_SETTINGS, progress=False)
+    return _RUNS["run"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    return tiny_panns_run(tmp_path_factory.mktemp("panns"))
+
+
+def test_tiny_fine_tuned_model_learns_the_demo_task(demo_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
+    history = demo_run.history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    folder = run_models([Member(demo_run.best_checkpoint, SPEC)], "demo", tmp_path / "panns-sbert-tiny",
+                        progress=False)
+    scores = harness_scores(folder, "demo")
+    print(f"\npanns-sbert tiny on demo: {scores} (chance mAP@10 {chance_map(60):.4f}); history {history}")
+    # Measured: mAP@10 0.54 after 2 epochs (chance 0.049).
+    assert scores["mAP@10"] > 3 * chance_map(60)
+    import yaml
+
+    metadata = yaml.safe_load((folder / "metadata.yaml").read_text())
+    counts = SPEC.parameter_counts(apply_overrides(DEFAULTS, DEMO_SETTINGS))
+    assert metadata["parameters"] == {"total": counts.total, "trainable": counts.trainable}
+    assert metadata["training_data"] == [{"dataset": "demo", "split": "train"}] and not metadata["ensemble"]
