@@ -32,15 +32,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from baselines.config import apply_overrides
-    from baselines.registry import BASELINES
+    from baselines.registry import BASELINES, get_baseline
 
-    declarations = [spec.declaration(apply_overrides(spec.defaults, args.overrides)) for spec in BASELINES.values()]
+    specs = [get_baseline(name) for name in args.names] if args.names else list(BASELINES.values())
+    declarations = [spec.declaration(apply_overrides(spec.defaults, args.overrides)) for spec in specs]
     if args.json:
         print(json.dumps(declarations, indent=1))
         return 0
-    rows = [[d["name"], d["paper"], f"{d['parameters']['trainable']:,}", f"{d['parameters']['total']:,}",
-             f"{d['config'].get('tagger', '')} + {d['config'].get('text_encoder', '')}"] for d in declarations]
-    print(tabulate(rows, headers=["baseline", "paper", "trainable", "total parameters", "encoders"],
+    rows = [[d["name"], f"{d['parameters']['trainable']:,}", f"{d['parameters']['total']:,}", d["paper"]]
+            for d in declarations]
+    print(tabulate(rows, headers=["baseline", "trainable", "total parameters", "paper"],
                    disable_numparse=True))
     return 0
 
@@ -82,6 +83,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from baselines.ensemble import members_from_arguments, run_models
+
+    folder = run_models(members_from_arguments(args.members), args.task, Path(args.output), args.method,
+                        args.overrides)
+    print(f"wrote {folder}; score it with: larb evaluate {folder} --task {args.task}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `larb baseline {list,check,train,run}` to the harness's parser."""
     parser = subparsers.add_parser("baseline", help="registered baseline models: list, check, train, run",
@@ -89,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="baseline_command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="the registered baselines with their declarations and parameter counts")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these baselines (needed with --set)")
     p.add_argument("--json", action="store_true", help="print each declaration as JSON")
     _settings(p)
     p.set_defaults(func=_cmd_list)
@@ -115,3 +126,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
     _settings(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("ensemble", help="rank a task with several trained models (score or embedding mean)")
+    p.add_argument("members", nargs="+", metavar="MODEL",
+                   help="a trained checkpoint (best.pt), or NAME for a zero-shot baseline")
+    p.add_argument("--task", required=True, help="task id or folder (text-to-audio or audio-to-text)")
+    p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
+    p.add_argument("--method", choices=("score-mean", "embedding-mean"), default="score-mean",
+                   help="score-mean (default): mean of similarities; embedding-mean: mean of embeddings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run-time setting for every member (e.g. device=cpu)")
+    p.set_defaults(func=_cmd_ensemble)

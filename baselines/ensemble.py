@@ -14,20 +14,17 @@ Audio-to-text tasks (e.g. `clotho-v2.1/evaluation-a2t`) are ranked through a tex
 of the same files and captions: every member embeds the task's audio and its captions, and
 each audio file gets its 10 most similar captions.
 
-Commands: `python -m baselines.ensemble --task TASK --output submissions/ID CHECKPOINT ... [--method M]`
-(and `register(subparsers)` adds the same as `larb baseline ensemble`).
+Command: `larb baseline ensemble CHECKPOINT_OR_NAME ... --task TASK --output submissions/ID [--method M]`
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import datetime as dt
 import io
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,20 +69,12 @@ class LoadedMember:
     info: dict[str, Any]
 
 
-def _issue5_specs() -> dict[str, BaselineSpec]:
-    from baselines.models import clap_cnn14_htsat, panns_sbert, passt_distilled
-
-    return {s.name: s for s in (*panns_sbert.SPECS, clap_cnn14_htsat.SPEC, passt_distilled.SPEC)}
-
-
 def _spec(name_or_spec: BaselineSpec | str) -> BaselineSpec:
-    """A spec by name: the registry's, else one of this issue's models (until they are registered)."""
+    """A spec, or a registered baseline's name."""
     if isinstance(name_or_spec, BaselineSpec):
         return name_or_spec
-    from baselines.registry import BASELINES, get_baseline
+    from baselines.registry import get_baseline
 
-    if name_or_spec not in BASELINES and name_or_spec in _issue5_specs():
-        return _issue5_specs()[name_or_spec]
     return get_baseline(name_or_spec)
 
 
@@ -292,44 +281,7 @@ def run_models(members: Sequence[Member], task_name: str | Path | Task, output: 
 
 # -- command line -----------------------------------------------------------------------------
 
-def _parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("members", nargs="+", metavar="MODEL",
-                        help="a trained checkpoint (best.pt), or NAME for a zero-shot baseline")
-    parser.add_argument("--task", required=True, help="task id or folder (text-to-audio or audio-to-text)")
-    parser.add_argument("--output", required=True, help="submission folder, submissions/<id>")
-    parser.add_argument("--method", choices=METHODS, default="score-mean",
-                        help="score-mean (default): mean of similarities; embedding-mean: mean of embeddings")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a run-time setting for every member (e.g. device=cpu)")
-    return parser
-
-
-def _members(arguments: Sequence[str]) -> list[Member]:
+def members_from_arguments(arguments: Sequence[str]) -> list[Member]:
+    """`larb baseline ensemble` arguments: checkpoints (best.pt) or zero-shot baseline names."""
     return [Member(checkpoint=Path(a)) if Path(a).suffix == ".pt" or Path(a).exists() else Member(baseline=a)
             for a in arguments]
-
-
-def _run(args: argparse.Namespace) -> int:
-    folder = run_models(_members(args.members), args.task, Path(args.output), args.method, args.overrides)
-    print(f"wrote {folder}; score it with: larb evaluate {folder} --task {args.task}")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `ensemble` to `larb baseline` (call from `baselines.cli.register` with its sub-parsers)."""
-    p = subparsers.add_parser("ensemble", help="rank a task with several trained models (score or embedding mean)")
-    _parser(p).set_defaults(func=_run)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser(argparse.ArgumentParser(prog="python -m baselines.ensemble", description=__doc__.split("\n")[0]))
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except LarbError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,8 +16,7 @@ batch (distillation). This module adds them without changing the framework:
   the contract check, and even `training.train` (plain Adam + plateau, main-process loading).
 - `fit`: the training loop the papers use (`EndToEndSystem.fit`), writing the same checkpoints
   (`best.pt`, `last.pt`, `log.jsonl`) as `training.train`, resumable, on any device Accelerate offers.
-- `train_model`: `runner.train_baseline` with one difference: it calls `system.fit` when the
-  system has one (the framework owner can make `train_baseline` do the same with one line).
+- `train_model`: `runner.train_baseline`, which calls `system.fit` when the system has one.
 """
 
 from __future__ import annotations
@@ -36,15 +35,15 @@ from torch import nn
 
 from baselines import checkpoint
 from baselines.audio_io import load_mono
-from baselines.config import apply_overrides, resolve_device
+from baselines.config import resolve_device
 from baselines.embedding_cache import file_sha256
 from baselines.spec import BaselineSpec
-from baselines.task_features import TaskFeatures, declared_training_data, require_text_to_audio
+from baselines.task_features import TaskFeatures, require_text_to_audio
 from baselines.training import TrainResult, retrieval_map
 from benchmark.assets import cache_dir
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import LarbError
-from benchmark.tasks import Task, get_task
+from benchmark.tasks import Task
 
 _INT16 = 32767.0
 
@@ -633,32 +632,9 @@ def fit(spec: BaselineSpec, system: EndToEndSystem, train_features: TaskFeatures
 
 # -- entry point ------------------------------------------------------------------------------
 
-def resolve_spec(spec: BaselineSpec | str) -> BaselineSpec:
-    """A spec, or a name: the registry's baseline (or one of issue 5's until they are registered)."""
-    from baselines.ensemble import _spec
-
-    return _spec(spec)
-
-
 def train_model(spec: BaselineSpec | str, train_task: str | Path, val_task: str | Path | None, output: Path,
                 overrides: Sequence[str] = (), progress: bool = True) -> TrainResult:
-    """`runner.train_baseline` for any spec (registered or not), using `system.fit` when it exists."""
-    from baselines.training import train
+    """`runner.train_baseline`, which calls `system.fit` for the systems of this module."""
+    from baselines.runner import train_baseline
 
-    spec = resolve_spec(spec)
-    config = apply_overrides(spec.defaults, overrides)
-    task = get_task(str(train_task))
-    require_text_to_audio(task)
-    system = spec.build(config, resolve_device(config), progress)
-    features = system.task_features(task)
-    training_data = declared_training_data(task)
-    if val_task is None:
-        train_features, val_features = features.holdout(config["val_fraction"], config["seed"])
-    else:
-        validation = get_task(str(val_task))
-        train_features, val_features = features, system.task_features(validation)
-        training_data += declared_training_data(validation)
-    fit_method = getattr(system, "fit", None)
-    if fit_method is not None:
-        return fit_method(spec, train_features, val_features, training_data, Path(output), progress)
-    return train(spec, system, train_features, val_features, training_data, Path(output), progress)
+    return train_baseline(spec, train_task, val_task, output, overrides, progress)

@@ -29,12 +29,15 @@ def default_run_folder(name: str, train_task: Task) -> Path:
     return Path("runs") / f"{name}-{safe}"
 
 
-def train_baseline(name: str, train_task: str, val_task: str | None, output: Path | None,
-                   overrides: Sequence[str] = (), progress: bool = True) -> TrainResult:
-    """Train on `train_task`, select on `val_task` (or on a held-out share of the training files)."""
-    spec = get_baseline(name)
+def train_baseline(name: str | BaselineSpec, train_task: str | Path, val_task: str | Path | None,
+                   output: Path | None, overrides: Sequence[str] = (), progress: bool = True) -> TrainResult:
+    """Train on `train_task`, select on `val_task` (or on a held-out share of the training files).
+
+    Heads on cached features go through `training.train`; systems that fine-tune their encoders
+    bring their own loop (`system.fit`, see `baselines.finetune`)."""
+    spec = name if isinstance(name, BaselineSpec) else get_baseline(name)
     config = apply_overrides(spec.defaults, overrides)
-    task = get_task(train_task)
+    task = get_task(str(train_task))
     require_text_to_audio(task)
     system = spec.build(config, resolve_device(config), progress)
     features = system.task_features(task)
@@ -42,10 +45,13 @@ def train_baseline(name: str, train_task: str, val_task: str | None, output: Pat
     if val_task is None:
         train_features, val_features = features.holdout(config["val_fraction"], config["seed"])
     else:
-        validation = get_task(val_task)
+        validation = get_task(str(val_task))
         train_features, val_features = features, system.task_features(validation)
         training_data += declared_training_data(validation)
-    folder = output if output is not None else default_run_folder(name, task)
+    folder = Path(output) if output is not None else default_run_folder(spec.name, task)
+    fit = getattr(system, "fit", None)
+    if fit is not None:
+        return fit(spec, train_features, val_features, training_data, folder, progress)
     return train(spec, system, train_features, val_features, training_data, folder, progress)
 
 

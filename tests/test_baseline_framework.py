@@ -264,7 +264,7 @@ def test_bad_submission_id_is_refused_before_writing(tmp_path, small_task):
 # -- command line -----------------------------------------------------------------------------
 
 def test_list_json_declares_exact_parameter_counts(run_cli):
-    code, out, _ = run_cli("baseline", "list", "--json", "--set", "tagger=mn04", "--set",
+    code, out, _ = run_cli("baseline", "list", "passt-mpnet-tags", "--json", "--set", "tagger=mn04", "--set",
                            "text_encoder=all-MiniLM-L6-v2")
     (declaration,) = json.loads(out)
     assert code == 0 and declaration["name"] == "passt-mpnet-tags"

@@ -23,6 +23,7 @@ import functools
 import importlib.util
 import sys
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,13 @@ class HtsatEncoder(nn.Module):
         module = htsat_module()
         front_end = types.SimpleNamespace(sample_rate=32_000, window_size=1024, hop_size=320,
                                           mel_bins=config.mel_bins, fmin=50, fmax=14_000)
-        swin = module.HTSAT_Swin_Transformer(
-            spec_size=config.spec_size, patch_size=config.patch_size, patch_stride=config.patch_stride,
-            num_classes=config.n_classes, embed_dim=config.embed_dim, depths=list(config.depths),
-            num_heads=list(config.num_heads), window_size=config.window_size, config=front_end, **config.extra)
+        with warnings.catch_warnings():  # laion-clap's window attention calls meshgrid the old way
+            warnings.filterwarnings("ignore", message="torch.meshgrid", category=UserWarning)
+            swin = module.HTSAT_Swin_Transformer(
+                spec_size=config.spec_size, patch_size=config.patch_size, patch_stride=config.patch_stride,
+                num_classes=config.n_classes, embed_dim=config.embed_dim, depths=list(config.depths),
+                num_heads=list(config.num_heads), window_size=config.window_size, config=front_end,
+                **config.extra)
         for name in ("spectrogram_extractor", "logmel_extractor", "spec_augmenter", "tscam_conv", "head"):
             delattr(swin, name)
         self.swin = swin
