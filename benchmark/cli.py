@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     except LarbError as exc:
         print(f"larb: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT_CODE
+    except ModuleNotFoundError as exc:  # a plug-in command run with only the core install
+        print(f"larb: error: this command needs {exc.name}, which is not installed. "
+              "Fix: pip install 'larb[all]' (or the [data] / [baselines] extra).", file=sys.stderr)
+        return USER_ERROR_EXIT_CODE
     except KeyboardInterrupt:
         print("larb: interrupted", file=sys.stderr)
         return 130
