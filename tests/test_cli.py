@@ -179,3 +179,16 @@ def test_console_script_version_and_tasks(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("larb ")
     result = _larb("tasks", cwd=tmp_path)
     assert result.returncode == 0 and "demo-train" in result.stdout
+
+
+def test_a_missing_optional_dependency_is_one_line_and_exit_2(monkeypatch, capsys):
+    from benchmark import cli
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(cli, "_cmd_tasks", needs_torch)
+    assert cli.main(["tasks"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch" in err and "pip install 'larb[all]'" in err
+    assert "Traceback" not in err
