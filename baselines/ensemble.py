@@ -23,7 +23,6 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -40,7 +39,13 @@ from baselines import checkpoint
 from baselines.config import apply_overrides, resolve_device
 from baselines.retrieval import ensemble_embeddings, search
 from baselines.spec import BaselineSpec, System
-from baselines.submission_writer import SubmissionInfo, check_submission_id, ranking_file_name
+from baselines.submission_writer import (
+    SubmissionInfo,
+    check_submission_id,
+    publish_mode,
+    ranking_file_name,
+    replace_folder,
+)
 from baselines.training import embed
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
@@ -242,19 +247,8 @@ def write_ranking_submission(output: Path, task: Task, indices: np.ndarray, info
             _a2t_csv(staging / csv_name, gt, indices)
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
-        for path in staging.iterdir():
-            path.chmod(0o666 & ~umask)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            output.rename(old)
-            staging.rename(output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(output)
+        publish_mode(staging)
+        replace_folder(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

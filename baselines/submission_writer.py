@@ -88,15 +88,15 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts, rankings)
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
-        _apply_umask(staging)
-        _replace_folder(staging, output)
+        publish_mode(staging)
+        replace_folder(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output
 
 
-def _apply_umask(folder: Path) -> None:
+def publish_mode(folder: Path) -> None:
     """Temporary files and folders are created private (0600/0700); a submission is not."""
     umask = os.umask(0)
     os.umask(umask)
@@ -105,7 +105,7 @@ def _apply_umask(folder: Path) -> None:
         path.chmod(0o666 & ~umask)
 
 
-def _replace_folder(staging: Path, output: Path) -> None:
+def replace_folder(staging: Path, output: Path) -> None:
     """Rename `staging` to `output`; an existing `output` is moved aside first, then deleted."""
     if output.exists():
         old = output.with_name(f".{output.name}.old")
