@@ -21,7 +21,6 @@ batch (distillation). This module adds them without changing the framework:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,9 +38,9 @@ from baselines.config import resolve_device
 from baselines.embedding_cache import file_sha256
 from baselines.spec import BaselineSpec
 from baselines.task_features import TaskFeatures, require_text_to_audio
-from baselines.training import TrainResult, retrieval_map
+from baselines.training import TrainResult, end_epoch, retrieval_map
 from benchmark.assets import cache_dir
-from benchmark.atomic import atomic_write_bytes, atomic_write_text
+from benchmark.atomic import atomic_write_bytes
 from benchmark.errors import LarbError
 from benchmark.tasks import Task
 
@@ -610,23 +609,8 @@ def fit(spec: BaselineSpec, system: EndToEndSystem, train_features: TaskFeatures
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
                   "val_loss": val_loss, "val_mAP@10": val_map, "lr": optimizer.param_groups[0]["lr"]}
         history.append(record)
-        improved = val_map > best
-        best = max(best, val_map)
-        if accelerator.is_main_process:
-            weights = {k: v.detach().cpu() for k, v in plain_head.state_dict().items()}
-            if improved:
-                checkpoint.save(output / "best.pt", {
-                    "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
-                    "epoch": epoch + 1, "validation": record})
-            checkpoint.save(output / "last.pt", {
-                "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history})
-            atomic_write_text(output / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-        if progress:
-            accelerator.print(f"epoch {epoch + 1:3d}/{config['epochs']}  train loss {record['train_loss']:.4f}  "
-                              f"val loss {val_loss:.4f}  val mAP@10 {val_map:.4f}  lr {record['lr']:.2e}"
-                              + ("  (best)" if improved else ""))
-        accelerator.wait_for_everyone()
+        best = end_epoch(accelerator, spec, config, plain_head, optimizer, scheduler, training_data, history,
+                         best, output, progress)
     return TrainResult(output / "best.pt", history)
 
 

@@ -175,22 +175,33 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                   "val_mAP@10": val_map, "lr": optimizer.param_groups[0]["lr"]}
         history.append(record)
-        improved = val_map > best
-        best = max(best, val_map)
-        if accelerator.is_main_process:
-            weights = {k: v.detach().cpu() for k, v in plain_head.state_dict().items()}
-            if improved:
-                checkpoint.save(output / "best.pt", {
-                    "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
-                    "epoch": epoch + 1, "validation": record})
-            checkpoint.save(output / "last.pt", {
-                "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history})
-            # Rewritten whole from the history, so it always agrees with last.pt, crash or not.
-            atomic_write_text(output / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-        if progress:
-            accelerator.print(f"epoch {epoch + 1:3d}/{config['epochs']}  train loss {record['train_loss']:.4f}  "
-                              f"val loss {val_loss:.4f}  val mAP@10 {val_map:.4f}  lr {record['lr']:.2e}"
-                              + ("  (best)" if improved else ""))
-        accelerator.wait_for_everyone()
+        best = end_epoch(accelerator, spec, config, plain_head, optimizer, scheduler, training_data, history,
+                         best, output, progress)
     return TrainResult(output / "best.pt", history)
+
+
+def end_epoch(accelerator, spec: BaselineSpec, config: dict[str, Any], plain_head: torch.nn.Module,
+              optimizer: torch.optim.Optimizer, scheduler: Any, training_data: list[dict[str, str]],
+              history: list[dict[str, Any]], best: float, output: Path, progress: bool) -> float:
+    """Save `best.pt` when validation mAP@10 improved, `last.pt` and `log.jsonl` always; print the
+    epoch line. Shared by the cached-feature loop here and the end-to-end loop in `finetune`.
+    Returns the best validation mAP@10 so far."""
+    record = history[-1]
+    improved = record["val_mAP@10"] > best
+    if accelerator.is_main_process:
+        weights = {k: v.detach().cpu() for k, v in plain_head.state_dict().items()}
+        if improved:
+            checkpoint.save(output / "best.pt", {
+                "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
+                "epoch": record["epoch"], "validation": record})
+        checkpoint.save(output / "last.pt", {
+            "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history})
+        # Rewritten whole from the history, so it always agrees with last.pt, crash or not.
+        atomic_write_text(output / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    if progress:
+        accelerator.print(f"epoch {record['epoch']:3d}/{config['epochs']}  train loss {record['train_loss']:.4f}  "
+                          f"val loss {record['val_loss']:.4f}  val mAP@10 {record['val_mAP@10']:.4f}  "
+                          f"lr {record['lr']:.2e}" + ("  (best)" if improved else ""))
+    accelerator.wait_for_everyone()
+    return max(best, record["val_mAP@10"])
