@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
+from encoder_reference import fill_like_the_reference_run, reference_signal
 
 from baselines.encoders import passt
 from baselines.encoders.passt import Passt, PasstConfig, load_passt
@@ -156,47 +156,12 @@ def test_outputs_equal_the_upstream_implementation():
     """Reference numbers computed once with hear21passt 0.0.26 (`PaSST(img_size=(128, 998), stride=10,
     embed_dim=16, depth=2, num_heads=2, distilled=True)` after its eval-mode `AugmentMelSTFT`, with
     torchaudio 2.11's mel banks) on the same weights and input."""
-    model = _fill_like_the_reference_run(Passt(replace(passt.VARIANTS[passt.DEFAULT_VARIANT], **NARROW, depth=2)))
+    model = fill_like_the_reference_run(Passt(replace(passt.VARIANTS[passt.DEFAULT_VARIANT], **NARROW, depth=2)))
     with torch.no_grad():
-        out = model(_reference_signal())
+        out = model(reference_signal())
     assert torch.allclose(out["logits"][0, :4], torch.tensor([-1.650198, -0.32846, 1.004939, 0.815262]), atol=2e-4)
     assert torch.allclose(out["embedding"][0, :4], torch.tensor([1.386746, 1.800641, -0.541496, -0.553387]),
                           atol=2e-4)
-
-
-def _pattern(numel: int, index: int) -> torch.Tensor:
-    """Deterministic, noise-like values in [-1, 1) (a sine hash; no RNG, so no version drift)."""
-    h = torch.sin(torch.arange(numel, dtype=torch.float64) * 12.9898 + index * 78.233) * 43758.5453
-    return 2 * (h - torch.floor(h)) - 1
-
-
-def _fill_like_the_reference_run(model: torch.nn.Module) -> torch.nn.Module:
-    """The weights the reference numbers below were computed with (keys in sorted order)."""
-    state = model.state_dict()
-    for i, key in enumerate(sorted(state)):
-        v = state[key]
-        if key.startswith(("spectrogram_extractor", "logmel_extractor")) or key.endswith("num_batches_tracked"):
-            continue
-        u = _pattern(v.numel(), i).reshape(v.shape)
-        if key == "bn0.running_mean":
-            v.copy_(-45.0 + 5 * u)
-        elif key == "bn0.running_var":
-            v.copy_(400.0 + 100 * u)
-        elif key.endswith("running_var"):
-            v.copy_(1.0 + 0.5 * u**2)
-        elif v.dim() == 1 and ("norm" in key or "bn" in key or key.startswith("head.0")) and key.endswith("weight"):
-            v.copy_(1.0 + 0.1 * u)
-        elif v.dim() > 1:
-            v.copy_(u * math.sqrt(3 / v[0].numel()))
-        else:
-            v.copy_(0.02 * u)
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def _reference_signal() -> torch.Tensor:
-    t = torch.arange(SR, dtype=torch.float64) / SR
-    return (0.3 * torch.sin(2 * math.pi * 440 * t) + 0.2 * torch.sin(2 * math.pi * 3150 * t * (1 + t))).float()[None]
 
 
 # ---- behaviour on a tiny configuration ----
