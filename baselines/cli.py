@@ -111,14 +111,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="train a baseline's head; resumes from OUTPUT/last.pt")
     p.add_argument("name")
-    p.add_argument("--train-task", required=True, help="task id or folder to train on")
+    p.add_argument("--train-task", required=True, action="append",
+                   help="task id or folder to train on; repeat it to train on several joined "
+                        "(the CLAP paper's Clotho + AudioCaps + WavText5K)")
     p.add_argument("--val-task", help="task id or folder for validation (default: hold out val_fraction "
                                       "of the training files)")
     p.add_argument("--output", help="run folder (default runs/NAME-TRAIN_TASK)")
     _settings(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("run", help="rank a task's audio for its captions and write a submission folder")
+    p = sub.add_parser("run", help="rank a task (text-to-audio or audio-to-text) and write a submission folder")
     p.add_argument("name")
     p.add_argument("--task", required=True, help="task id or folder")
     p.add_argument("--checkpoint", action="append", default=[],

@@ -19,40 +19,24 @@ Command: `larb baseline ensemble CHECKPOINT_OR_NAME ... --task TASK --output sub
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import datetime as dt
-import io
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 import torch
-import yaml
 
 from baselines import checkpoint
 from baselines.config import apply_overrides, resolve_device
 from baselines.retrieval import ensemble_embeddings, search
 from baselines.spec import BaselineSpec, System
-from baselines.submission_writer import (
-    SubmissionInfo,
-    check_submission_id,
-    publish_mode,
-    ranking_file_name,
-    replace_folder,
-)
+from baselines.submission_writer import SubmissionInfo, check_submission_id, write_submission
 from baselines.training import embed
-from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
-from benchmark.submission import write_t2a_csv
-from benchmark.submissions import METADATA_FILE, metadata_schema
 from benchmark.tasks import Task, get_task
 
 METHODS = ("score-mean", "embedding-mean")
@@ -197,62 +181,10 @@ def _info(members: Sequence[LoadedMember], method: str) -> SubmissionInfo:
     return SubmissionInfo(system=system, description=" ".join(papers) + ". " + " ".join(parts), links=links,
                           total_parameters=sum(frozen.values()) + trainable, trainable_parameters=trainable,
                           training_data=[d for m in members for d in m.info["training_data"]],
-                          members=[m.info["source"] for m in members])
-
-
-def _a2t_csv(path: Path, gt: GroundTruth, indices: np.ndarray) -> Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    quote_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, K + 1)])
-    for qid, row in zip(gt.query_ids, indices, strict=True):
-        cells = [qid, qid, *(gt.corpus[i] for i in row)]
-        (quote_all if any("\r" in c for c in cells) else writer).writerow(cells)
-    return atomic_write_text(path, buffer.getvalue())
-
-
-def write_ranking_submission(output: Path, task: Task, indices: np.ndarray, info: SubmissionInfo,
-                             method: str = "score-mean") -> Path:
-    """`submissions/<id>/` (metadata.yaml + one ranking CSV), validated, written under a temporary
-    name and renamed into place. Like `submission_writer.write_submission`, plus audio-to-text
-    rankings and the ensemble method."""
-    submission_id = check_submission_id(output)
-    gt = task.ground_truth
-    if indices.shape != (gt.n_queries, K):
-        raise LarbError(f"the task has {len(gt.corpus)} candidates; a ranking needs {K} per query.",
-                        fix=f"use a task with at least {K} candidates.")
-    seen: dict[tuple[str, str], dict[str, str]] = {}
-    for entry in info.training_data:
-        seen.setdefault((entry["dataset"], entry["split"]), dict(entry))
-    csv_name = ranking_file_name(task)
-    metadata: dict[str, Any] = {
-        "id": submission_id, "team": info.team, "system": info.system, "description": info.description,
-        "links": info.links, "parameters": {"total": info.total_parameters, "trainable": info.trainable_parameters},
-        "training_data": list(seen.values()), "ensemble": len(info.members) > 1,
-        "date": dt.datetime.now(dt.UTC).date().isoformat(), "licence": info.licence, "rankings": {task.id: csv_name},
-    }
-    if len(info.members) > 1:
-        metadata["ensemble_method"] = method
-        metadata["members"] = list(info.members)
-    errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
-    if errors:
-        raise ValueError(f"ensemble metadata violates the schema: {errors[0].message}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{submission_id}.", dir=output.parent))
-    try:
-        if gt.direction == "t2a":
-            write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts,
-                          [[gt.corpus[i] for i in row] for row in indices])
-        else:
-            _a2t_csv(staging / csv_name, gt, indices)
-        (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
-                                             encoding="utf-8")
-        publish_mode(staging)
-        replace_folder(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output
+                          members=[m.info["source"] for m in members],
+                          baselines=tuple({"name": m.spec.name, "settings": {k: m.system.config[k]
+                                                                             for k in m.spec.model_keys}}
+                                          for m in members))
 
 
 def run_models(members: Sequence[Member], task_name: str | Path | Task, output: Path, method: str = "score-mean",
@@ -270,7 +202,7 @@ def run_models(members: Sequence[Member], task_name: str | Path | Task, output: 
                         fix=f"use a task with at least {K} candidates.")
     loaded = [load_member(m, overrides, progress) for m in members]
     indices = rank(loaded, task, method)
-    return write_ranking_submission(output, task, indices, _info(loaded, method), method)
+    return write_submission(output, task, indices, _info(loaded, method), method)
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -1,13 +1,17 @@
 """Writing a baseline's ranking as a submission folder, exactly as an outside team would.
 
 `submissions/<id>/metadata.yaml` (validated against the harness's JSON Schema before anything
-is renamed into place) plus one ranking CSV. The folder is built under a temporary name beside
+is renamed into place) plus one ranking CSV, text-to-audio or audio-to-text. The metadata names
+the registered baseline and model settings of every member (`baselines`), which is how the
+leaderboard puts a reproduced run beside the figures its paper reported. The folder is built under a temporary name beside
 the target and renamed over it, so a reader never sees half a submission.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import os
 import re
 import shutil
@@ -21,7 +25,9 @@ import jsonschema
 import numpy as np
 import yaml
 
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
+from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
 from benchmark.submission import write_t2a_csv
 from benchmark.submissions import METADATA_FILE, metadata_schema
@@ -41,6 +47,7 @@ class SubmissionInfo:
     trainable_parameters: int
     training_data: list[dict[str, str]]
     members: list[str]
+    baselines: tuple[dict[str, Any], ...] = ()  # per member: registered name and model settings
     team: str = "LARB baselines"
     licence: str = "MIT"
 
@@ -59,33 +66,39 @@ def ranking_file_name(task: Task) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", task.id) + ".csv"
 
 
-def write_submission(output: Path, task: Task, indices: np.ndarray, info: SubmissionInfo) -> Path:
-    """Write `submissions/<id>/` for `task` from top-k corpus indices (queries x K), atomically."""
+def write_submission(output: Path, task: Task, indices: np.ndarray, info: SubmissionInfo,
+                             method: str = "score-mean") -> Path:
+    """`submissions/<id>/` for `task` from top-k indices (queries x K): metadata.yaml (validated) and
+    one ranking CSV (text-to-audio or audio-to-text), written under a temporary name and renamed
+    into place. `method` is the ensemble method, declared when there are several members."""
     submission_id = check_submission_id(output)
     gt = task.ground_truth
     if indices.shape != (gt.n_queries, K):
         raise LarbError(f"the task has {len(gt.corpus)} candidates; a ranking needs {K} per query.",
-                        fix=f"use a task with at least {K} audio files.")
+                        fix=f"use a task with at least {K} candidates.")
     csv_name = ranking_file_name(task)
     metadata: dict[str, Any] = {
         "id": submission_id, "team": info.team, "system": info.system, "description": info.description,
-        "links": info.links,
-        "parameters": {"total": info.total_parameters, "trainable": info.trainable_parameters},
+        "links": info.links, "parameters": {"total": info.total_parameters, "trainable": info.trainable_parameters},
         "training_data": _unique(info.training_data), "ensemble": len(info.members) > 1,
-        "date": dt.datetime.now(dt.UTC).date().isoformat(), "licence": info.licence,
-        "rankings": {task.id: csv_name},
+        "date": dt.datetime.now(dt.UTC).date().isoformat(), "licence": info.licence, "rankings": {task.id: csv_name},
     }
     if len(info.members) > 1:
-        metadata["ensemble_method"] = "score-mean"
-        metadata["members"] = info.members
+        metadata["ensemble_method"] = method
+        metadata["members"] = list(info.members)
+    if info.baselines:
+        metadata["baselines"] = [dict(b) for b in info.baselines]
     errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
     if errors:
         raise ValueError(f"baseline metadata violates the schema: {errors[0].message}")
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{submission_id}.", dir=output.parent))
     try:
-        rankings = [[gt.corpus[i] for i in row] for row in indices]
-        write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts, rankings)
+        if gt.direction == "t2a":
+            write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts,
+                          [[gt.corpus[i] for i in row] for row in indices])
+        else:
+            _a2t_csv(staging / csv_name, gt, indices)
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
         publish_mode(staging)
@@ -94,6 +107,17 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output
+
+
+def _a2t_csv(path: Path, gt: GroundTruth, indices: np.ndarray) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    quote_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, K + 1)])
+    for qid, row in zip(gt.query_ids, indices, strict=True):
+        cells = [qid, qid, *(gt.corpus[i] for i in row)]
+        (quote_all if any("\r" in c for c in cells) else writer).writerow(cells)
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def publish_mode(folder: Path) -> None:

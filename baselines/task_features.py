@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,3 +64,27 @@ class TaskFeatures:
                             fix="pass --val-task, or --set val_fraction=0.1.")
         order = np.random.default_rng(seed).permutation(n)
         return self.subset(order[n_val:]), self.subset(order[:n_val])
+
+
+def concatenate(parts: Sequence[tuple[str, TaskFeatures]]) -> TaskFeatures:
+    """Several tasks' features as one training set (the paper's Clotho + AudioCaps + WavText5K).
+
+    Query ids and file names get a `TASK_ID:` prefix, so equal names in two tasks stay two
+    recordings; the features must come from one system (same width, same token length)."""
+    if len(parts) == 1:
+        return parts[0][1]
+    query_ids, texts, corpus, relevance = [], [], [], {}
+    for task_id, features in parts:
+        gt = features.ground_truth
+        if gt.direction != "t2a":
+            raise LarbError(f"task {task_id} is audio-to-text; training tasks must be text-to-audio.",
+                            fix="pick text-to-audio tasks (see 'larb tasks').")
+        query_ids += [f"{task_id}:{q}" for q in gt.query_ids]
+        texts += gt.query_texts
+        corpus += [f"{task_id}:{name}" for name in gt.corpus]
+        relevance.update({f"{task_id}:{q}": {f"{task_id}:{n}": g for n, g in gt.relevance[q].items()}
+                          for q in gt.query_ids})
+    kinds = {features.ground_truth.kind for _, features in parts}
+    kind = kinds.pop() if len(kinds) == 1 else ("graded" if "graded" in kinds else "multi")
+    merged = GroundTruth("t2a", tuple(query_ids), tuple(texts), tuple(corpus), relevance, kind)
+    return TaskFeatures(merged, torch.cat([f.audio for _, f in parts]), torch.cat([f.text for _, f in parts]))

@@ -1,9 +1,10 @@
 """CNN14 + HTSAT CLAP (Deshmukh et al. 2022): laion-clap's HTSAT without its package __init__, the
 LAION-CLAP checkpoint layout, the paper's front end and temperature, the contract check, and a tiny
-model trained on `demo-train` ranked text-to-audio and audio-to-text, scored by the harness."""
+model trained on `demo-train` (as two tasks joined) ranked text-to-audio and audio-to-text, scored by the harness."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import sys
@@ -135,7 +136,30 @@ def demo_run(tmp_path_factory):
     require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
-        yield train_model(SPEC, "demo-train", None, tmp_path_factory.mktemp("clap") / "run", DEMO, progress=False)
+        halves = split_task("demo-train", tmp_path_factory.mktemp("clap-data"))
+        yield train_model(SPEC, halves, None, tmp_path_factory.mktemp("clap") / "run", DEMO, progress=False)
+
+
+def split_task(task_id: str, folder: Path) -> list[Path]:
+    """`task_id` as two folder tasks (the first and second half of its files), to train on both joined,
+    as the paper trains on Clotho + AudioCaps + WavText5K."""
+    task = get_task(task_id)
+    gt = task.ground_truth
+    captions: dict[str, list[str]] = {}
+    for qid, text in zip(gt.query_ids, gt.query_texts):
+        captions.setdefault(next(iter(gt.relevance[qid])), []).append(text)
+    halves = [folder / "first", folder / "second"]
+    middle = len(gt.corpus) // 2
+    for half, names in zip(halves, (gt.corpus[:middle], gt.corpus[middle:])):
+        half.mkdir()
+        width = max(len(captions[name]) for name in names)
+        rows = [["file_name", *(f"caption_{k}" for k in range(1, width + 1))]]
+        for name in names:
+            (half / name).symlink_to(task.audio_path(name))
+            rows.append([name, *captions[name], *[""] * (width - len(captions[name]))])
+        with open(half / "captions.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    return halves
 
 
 def _a2t_demo():
@@ -151,6 +175,8 @@ def test_tiny_model_ranks_the_demo_task_both_ways(demo_run, tmp_path, monkeypatc
     monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
     history = demo_run.history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+    declared = torch.load(demo_run.best_checkpoint, weights_only=True)["training_data"]
+    assert declared == [{"dataset": "folder:first", "split": "all"}, {"dataset": "folder:second", "split": "all"}]
     member = Member(demo_run.best_checkpoint, SPEC)
     t2a = harness_scores(run_models([member], "demo", tmp_path / "clap-t2a", progress=False), "demo")
     a2t_task = _a2t_demo()

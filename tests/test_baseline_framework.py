@@ -289,7 +289,7 @@ def test_contract_check_reports_a_broken_head(run_cli, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["baseline", "check", "nope"], "unknown baseline 'nope'"),
-    (["baseline", "run", "passt-mpnet-tags", "--task", "demo", "--output", "subs/x1"], "no --checkpoint"),
+    (["baseline", "run", "passt-mpnet-tags", "--task", "demo", "--output", "subs/x1"], "no checkpoint was given"),
     (["baseline", "run", "passt-mpnet-tags", "--task", "demo", "--output", "subs/Bad Id", "--set", "lambda=0"],
      "not a valid submission id"),
     (["baseline", "run", "passt-mpnet-tags", "--task", "demo", "--checkpoint", "missing.pt", "--output",

@@ -9,7 +9,8 @@ import yaml
 from conftest import MIRROR, require_shared
 from test_baseline_panns_sbert import chance_map, harness_scores, tiny_panns_run
 
-from baselines.ensemble import METHODS, Member, combine, run_models, t2a_view, write_ranking_submission
+from baselines.ensemble import METHODS, Member, combine, run_models, t2a_view
+from baselines.submission_writer import write_submission
 from baselines.models import panns_sbert
 from baselines.runner import train_baseline
 from baselines.submission_writer import SubmissionInfo
@@ -66,7 +67,7 @@ def test_ensemble_metadata_declares_method_and_members_and_validates(tmp_path, m
     indices = np.stack([np.roll(np.arange(len(gt.corpus)), -i)[:10] for i in range(gt.n_queries)])
     info = SubmissionInfo("test ensemble", "two models", {}, 100, 10, [{"dataset": "demo", "split": "train"}] * 2,
                           ["runs/a/best.pt", "runs/b/best.pt"])
-    folder = write_ranking_submission(tmp_path / f"ens-{method}", task, indices, info, method)
+    folder = write_submission(tmp_path / f"ens-{method}", task, indices, info, method)
     metadata = load_submission(folder).metadata
     assert metadata["ensemble"] and metadata["ensemble_method"] == method
     assert metadata["members"] == ["runs/a/best.pt", "runs/b/best.pt"]
@@ -103,6 +104,10 @@ def test_score_mean_ensemble_of_two_baselines(members, tmp_path, monkeypatch):
     metadata = yaml.safe_load((folder / "metadata.yaml").read_text())
     assert metadata["ensemble"] and metadata["ensemble_method"] == "score-mean" and len(metadata["members"]) == 2
     assert metadata["system"].startswith("Ensemble: PANNs") and "PaSST-MPNet-tags" in metadata["system"]
+    assert [(b["name"], b["settings"]["text_encoder"]) for b in metadata["baselines"]] == [
+        ("panns-sbert-cnn14", "all-MiniLM-L6-v2"), ("passt-mpnet-tags", "all-MiniLM-L6-v2")]
+    assert metadata["baselines"][1]["settings"] == {"tagger": "mn04", "text_encoder": "all-MiniLM-L6-v2",
+                                                    "lambda": 0.8}
     # the shared MiniLM is counted once; both trainable parts are counted
     counts = [m.spec.parameter_counts(m.system.config) for m in _loaded(members, "panns", "tags")]
     frozen = {k: v for c in counts for k, v in c.frozen.items()}
