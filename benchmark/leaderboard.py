@@ -4,19 +4,19 @@ Every rebuild rescores every submission's CSV with the one scorer; nothing is co
 hand. Rows are sorted by the task's main metric (ties by id); each row is compared with the
 row above by a paired randomisation test on per-query scores, and neighbours that are not
 significantly different at the 5 % level are marked as tied. Figures published for systems
-whose rankings are not public follow in a separate "reported" table with their source.
+whose rankings are not public follow in a separate "reported" table with their source, each
+beside the best rescored run of the same registered baseline configuration (`benchmark.reported`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import yaml
 from tabulate import tabulate
 
 from benchmark import __version__, stats
+from benchmark.reported import Reported, load_reported
 from benchmark.scoring import Scores, score
 from benchmark.submission import read_ranking
 from benchmark.submissions import Submission, find_submissions
@@ -37,11 +37,6 @@ METRIC_COLUMNS = ("mAP@10", "R@1", "R@5", "R@10")
 class Row:
     submission: Submission
     scores: Scores
-
-
-def _reported() -> dict[str, list[dict]]:
-    text = resources.files("benchmark").joinpath("data", "reported.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
 
 
 def _fmt(value: float | None) -> str:
@@ -89,17 +84,28 @@ def task_table(task_id: str, rows: list[Row]) -> str:
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _reported_table(entries: list[dict]) -> str:
-    table = [[e["system"], *(_fmt(e["metrics"].get(m)) for m in METRIC_COLUMNS), e["training_data"], e["source"]]
-             for e in entries]
-    return tabulate(table, headers=["system (reported)", *METRIC_COLUMNS, "training data", "source"],
-                    tablefmt="github", disable_numparse=True)
+def _reported_table(task_id: str, entries: list[Reported], rows: list[Row]) -> str:
+    """The published figures, each beside the best run here that reproduces its configuration."""
+    main = TASKS[task_id].main_metric
+    table = []
+    for e in entries:
+        run = next((row for row in rows if e.reproduced_by(row.submission.metadata)), None)
+        here = ""
+        if run is not None:
+            value = run.scores.means[main]
+            published = e.metrics.get(main)
+            here = f"{value:.4f}" + (f" ({value - published:+.4f})" if published is not None else "")
+        table.append([e.system, *(_fmt(e.metrics.get(m)) for m in METRIC_COLUMNS), e.training_data, e.source,
+                      f"`{run.submission.id}`" if run else ("not yet" if e.members else "(not a baseline here)"), here])
+    headers = ["system (reported)", *METRIC_COLUMNS, "training data", "source", "reproduced here",
+               f"{main} here (vs. reported)"]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def build(submissions_root: str | Path) -> str:
     """The leaderboard markdown for the submissions under `submissions_root`."""
     submissions = find_submissions(submissions_root)
-    reported = _reported()
+    reported = load_reported()
     ranked_tasks = {t for s in submissions for t in s.metadata["rankings"]}
     parts = [HEADER]
     for task_id in TASKS:
@@ -107,12 +113,14 @@ def build(submissions_root: str | Path) -> str:
             continue
         task = get_task(task_id) if task_id in ranked_tasks else None
         parts.append(f"## {task_id} (v{TASKS[task_id].version})\n\n{TASKS[task_id].title}.")
+        rows = score_task(task_id, submissions) if task is not None else []
         if task is not None:
             parts.append(f"{task.ground_truth.n_queries} queries, {len(task.ground_truth.corpus)} candidates; "
                          f"ground truth sha256 `{task.ground_truth.sha256}`.\n")
-            parts.append(task_table(task_id, score_task(task_id, submissions)) + "\n")
+            parts.append(task_table(task_id, rows) + "\n")
         if task_id in reported:
-            parts.append("Reported by their authors (rankings not public, not rescored here):\n")
-            parts.append(_reported_table(reported[task_id]) + "\n")
+            parts.append("Reported by their authors (rankings not public, not rescored here), each beside the "
+                         "best rescored submission that declares the same registered baseline configuration:\n")
+            parts.append(_reported_table(task_id, reported[task_id], rows) + "\n")
     parts.append(f"_Harness version {__version__}._\n")
     return "\n".join(parts)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_reported import PAIR, SINGLE, _member
 
 from benchmark import leaderboard
 from benchmark.tasks import get_task
@@ -142,3 +143,17 @@ def test_committed_leaderboard_is_fresh(run_cli, full_mirror):
     code, _, err = run_cli("leaderboard", "--check", "--submissions", REPO / "submissions",
                            "--output", REPO / "leaderboard.md")
     assert code == 0, err
+
+
+def test_the_board_puts_the_best_reproducing_run_beside_the_reported_figure(make_submission, monkeypatch):
+    make_submission("ntxent-perfect", perfect=True, baselines=[_member("panns-sbert-cnn14", loss="ntxent")])
+    make_submission("ntxent-random", seed=3, baselines=[_member("panns-sbert-cnn14", loss="ntxent")])
+    make_submission("max-random", seed=4, baselines=[_member("panns-sbert-cnn14", loss="triplet-max")])
+    monkeypatch.setattr(leaderboard, "load_reported", lambda: {"demo": [SINGLE, PAIR]})
+    text = leaderboard.build(make_submission.root)
+    single = next(line for line in text.splitlines() if line.startswith("| PANNs CNN14 + SBERT, NT-Xent"))
+    assert "`ntxent-perfect`" in single and "| 1.0000 (+0.7710)" in single
+    pair = next(line for line in text.splitlines() if line.startswith("| an ensemble"))
+    assert "not yet" in pair
+    # with no run declaring it, a reported row says so's reported rows say "not yet" until a run declares their configuration
+    assert "| not yet |" in leaderboard.build(make_submission.root.parent / "none").replace("  ", "")

@@ -1,0 +1,80 @@
+"""Figures the baselines' papers reported (`data/reported.yaml`), and which runs here reproduce them.
+
+A reported entry may say which registered baseline configuration it is (`reproduce`: one member
+per model, each a baseline name and the model settings that must hold, plus the ensemble method
+when there are several). A submission written by `larb baseline run|ensemble` declares the same
+(`baselines` in its metadata), so the leaderboard can put the best reproduced run beside the
+published figure without anyone copying numbers by hand. Training data is not matched: the
+reproduced run's own training data is in its row of the rescored table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+METRICS = ("mAP@10", "R@1", "R@5", "R@10", "nDCG@10")
+_ENTRY_KEYS = {"system", "source", "training_data", "metrics", "reproduce", "ensemble_method"}
+
+
+@dataclass(frozen=True)
+class Reported:
+    system: str
+    source: str
+    training_data: str
+    metrics: dict[str, float]
+    members: tuple[dict[str, Any], ...] = ()  # each {"baseline": name, "settings": {key: value}}
+    ensemble_method: str | None = None
+
+    def reproduced_by(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether a submission's declared baselines are this configuration (members in any order)."""
+        declared = metadata.get("baselines") or []
+        if not self.members or len(declared) != len(self.members):
+            return False
+        if len(declared) > 1 and metadata.get("ensemble_method") != self.ensemble_method:
+            return False
+        return _assign(list(self.members), list(declared))
+
+
+def _fits(wanted: Mapping[str, Any], member: Mapping[str, Any]) -> bool:
+    settings = member.get("settings", {})
+    return member.get("name") == wanted["baseline"] and all(
+        key in settings and settings[key] == value for key, value in wanted.get("settings", {}).items())
+
+
+def _assign(wanted: list[dict[str, Any]], declared: list[Mapping[str, Any]]) -> bool:
+    """A one-to-one pairing of wanted and declared members (a handful at most, so plain backtracking)."""
+    if not wanted:
+        return True
+    first, rest = wanted[0], wanted[1:]
+    return any(_fits(first, member) and _assign(rest, declared[:i] + declared[i + 1:])
+               for i, member in enumerate(declared))
+
+
+def _entry(task_id: str, raw: Mapping[str, Any]) -> Reported:
+    where = f"reported.yaml, {task_id}, {raw.get('system', '?')!r}"
+    unknown = set(raw) - _ENTRY_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
+    metrics = raw.get("metrics") or {}
+    if set(metrics) - set(METRICS) or not all(isinstance(v, float | int) and 0 <= v <= 1 for v in metrics.values()):
+        raise ValueError(f"{where}: metrics must be among {METRICS}, each in [0, 1]")
+    members = tuple(raw.get("reproduce") or ())
+    if any(set(m) - {"baseline", "settings"} or "baseline" not in m for m in members):
+        raise ValueError(f"{where}: each reproduce member is {{baseline: NAME, settings: {{...}}}}")
+    if len(members) > 1 and raw.get("ensemble_method") not in ("score-mean", "embedding-mean"):
+        raise ValueError(f"{where}: an ensemble needs ensemble_method score-mean or embedding-mean")
+    return Reported(raw["system"], raw["source"], raw["training_data"], dict(metrics), members,
+                    raw.get("ensemble_method"))
+
+
+def load_reported(text: str | None = None) -> dict[str, list[Reported]]:
+    """task id -> its reported entries, in file order (the packaged file unless `text` is given)."""
+    if text is None:
+        text = resources.files("benchmark").joinpath("data", "reported.yaml").read_text("utf-8")
+    return {task_id: [_entry(task_id, raw) for raw in entries] for task_id, entries in yaml.safe_load(text).items()}
+
