@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import math
 import sys
 import types
@@ -23,7 +24,7 @@ from baselines.encoders.audio_frontend import slaney_mel_filters
 from baselines.encoders.htsat import HTSAT_TEST, HTSAT_TINY, HtsatEncoder, htsat_module, load_htsat
 from baselines.ensemble import Member, run_models
 from baselines.finetune import train_model
-from baselines.models.clap_cnn14_htsat import DEFAULTS, SPEC
+from baselines.models.clap_cnn14_htsat import DEFAULTS, SPEC, _cnn14
 from baselines.submission_writer import ranking_file_name
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
@@ -65,6 +66,38 @@ def test_htsat_tiny_keeps_laion_clap_audio_branch_layout_and_embedding():
     with torch.no_grad():
         image = laion.reshape_wav2img(laion.bn0(logmel.transpose(1, 3)).transpose(1, 3))
         torch.testing.assert_close(encoder(logmel), laion.forward_features(image)["embedding"])
+
+
+def _laion_pann_module() -> types.ModuleType:
+    """laion-clap's `clap_module/pann_model.py` (its PANN-14), executed like HTSAT under the
+    synthetic parent package (`pad_framewise_output` is imported there but unused by Cnn14)."""
+    from baselines.encoders.htsat import _PACKAGE, _laion_file
+
+    htsat_module()
+    sys.modules[f"{_PACKAGE}.utils"].pad_framewise_output = None
+    spec = importlib.util.spec_from_file_location(f"{_PACKAGE}.pann_model", _laion_file("pann_model.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cnn14_branch_is_laion_clap_pann14_at_the_paper_front_end():
+    """The issue asks for laion-clap's PANN-14: ours has its layout (minus the classifier) and, with
+    its weights and BatchNorm statistics, gives its `embedding` at 44.1 kHz, hop 320, 64 bands, 50-8000 Hz."""
+    torch.manual_seed(0)
+    laion = _laion_pann_module().Cnn14(44_100, 1024, 320, 64, 50, 8_000, 527).eval()
+    for module in laion.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    ours = _cnn14(apply_overrides(DEFAULTS, ["spec_augment=False"]), pretrained=False).eval()
+    theirs = {k: v for k, v in laion.state_dict().items() if not k.startswith("fc_audioset.")}
+    assert {k.removeprefix("tagger.") for k in ours.state_dict()} == set(theirs)
+    ours.load_state_dict({f"tagger.{k}": v for k, v in theirs.items()})
+    waves = 0.1 * torch.randn(2, 3 * 44_100)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(waves), laion({"waveform": waves})["embedding"], atol=1e-6, rtol=1e-4)
 
 
 def test_a_laion_clap_checkpoint_file_loads_the_audio_branch(tmp_path):

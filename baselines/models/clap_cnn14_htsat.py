@@ -3,7 +3,8 @@ Training", arXiv 2209.14275). No official code or weights exist; this is a re-im
 
 - audio: concat(CNN14 embedding 2048, HTSAT embedding 768) -> projection to 1024. CNN14 is PANNs'
   (`baselines.encoders.panns`, Zenodo weights; PANNs' embedding = ReLU(fc1), as msclap's CLAP
-  uses it); HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) with the audio branch
+  uses it), which is laion-clap's PANN-14 layer for layer (same keys, same embedding: tested);
+  LAION released no PANN-14 CLAP checkpoint, so the Zenodo AudioSet weights are the released ones; HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) with the audio branch
   of a released LAION-CLAP checkpoint (`630k-audioset-best.pt`);
 - front end (both encoders): log-mel, 64 bands, window 1024, hop 320, 50-8000 Hz, at 44.1 kHz;
   training: a random 20 s crop for CNN14 and, inside it, a random 10 s crop for HTSAT; evaluation:
