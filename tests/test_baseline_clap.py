@@ -222,3 +222,17 @@ def test_tiny_model_ranks_the_demo_task_both_ways(demo_run, tmp_path, monkeypatc
     print(f"\nclap tiny on demo: t2a {t2a} (chance {chance_map(60):.4f}); a2t {a2t} (random {a2t_chance}); {history}")
     assert t2a["mAP@10"] > 2 * chance_map(60)
     assert a2t["mAP@10"] > 2 * a2t_chance["mAP@10"] and a2t["R@10"] > a2t_chance["R@10"]
+
+
+def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, monkeypatch):
+    """The GPU default is fp16 autocast; bf16 autocast is the CPU's, through the same Accelerate path:
+    the log-mel front ends leave autocast, the loss is computed in float32, the weights stay float32."""
+    require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
+    monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
+    first_half = split_task("demo-train", tmp_path)[0]
+    settings = [*DEMO, "epochs=1", "mixed_precision=bf16"]
+    result = train_model(SPEC, first_half, None, tmp_path / "run", settings, progress=False)
+    record = result.history[0]
+    assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"]) and record["val_mAP@10"] > 0
+    head = torch.load(result.best_checkpoint, weights_only=True)["head"]
+    assert {v.dtype for v in head.values() if v.is_floating_point()} == {torch.float32}
