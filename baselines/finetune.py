@@ -34,11 +34,10 @@ from torch import nn
 
 from baselines import checkpoint
 from baselines.audio_io import load_mono
-from baselines.config import resolve_device
 from baselines.embedding_cache import file_sha256
 from baselines.spec import BaselineSpec
 from baselines.task_features import TaskFeatures, require_text_to_audio
-from baselines.training import TrainResult, end_epoch, retrieval_map
+from baselines.training import TrainResult, end_epoch, make_accelerator, retrieval_map
 from benchmark.assets import cache_dir
 from benchmark.atomic import atomic_write_bytes
 from benchmark.errors import LarbError
@@ -415,21 +414,6 @@ def _loader(system: EndToEndSystem, features: TaskFeatures, batches: list[tuple[
                                        num_workers=workers, persistent_workers=False)
 
 
-def _accelerator(config: dict[str, Any]):
-    from accelerate import Accelerator
-
-    device = resolve_device(config)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LarbError("device=cuda but no CUDA device is visible.", fix="use --set device=cpu (or auto).")
-    precision = config["mixed_precision"]
-    if precision == "auto":
-        precision = "fp16" if device == "cuda" else "no"
-    if precision not in ("no", "fp16", "bf16"):
-        raise LarbError(f"mixed_precision={precision!r} is not one of auto, no, fp16, bf16.",
-                        fix="use --set mixed_precision=auto.")
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision)
-
-
 def make_optimizer(config: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     if config["optimizer"] == "adam":
         return torch.optim.Adam(groups, lr=config["lr"], weight_decay=config["weight_decay"])
@@ -546,7 +530,7 @@ def fit(spec: BaselineSpec, system: EndToEndSystem, train_features: TaskFeatures
     config = system.config
     if not system.needs_training:
         raise LarbError("this configuration has no trainable part.", fix=f"run it directly: larb baseline run {spec.name}")
-    accelerator = _accelerator(config)
+    accelerator = make_accelerator(config)
     output.mkdir(parents=True, exist_ok=True)
     state = _resume_state(output / "last.pt", spec, config, training_data)
     system.prepare_training(train_features, val_features, output, progress and accelerator.is_main_process)

@@ -80,7 +80,8 @@ def _mean_loss(system: System, head: nn.Module, audio: torch.Tensor, text: torch
     return total / max(count, 1)
 
 
-def _accelerator(config: dict[str, Any]):
+def make_accelerator(config: dict[str, Any]):
+    """Accelerate on the configured device; fp16 autocast on a GPU unless `mixed_precision` says otherwise."""
     from accelerate import Accelerator
 
     device = resolve_device(config)
@@ -123,7 +124,7 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     if not system.needs_training:
         raise LarbError("this configuration has no trainable part (lambda=0 is the zero-shot system).",
                         fix=f"run it directly: larb baseline run {spec.name} --task TASK --set lambda=0 ...")
-    accelerator = _accelerator(config)
+    accelerator = make_accelerator(config)
     if accelerator.device.type == "cpu":
         # A head on cached features is hundreds of tiny ops per step: on a busy 2-core machine,
         # two intra-op threads spin-wait on each other (measured: 70 s against 4 s for the demo).
