@@ -296,6 +296,8 @@ def test_contract_check_reports_a_broken_head(run_cli, monkeypatch):
       "subs/x2"], "checkpoint not found"),
     (["baseline", "train", "passt-mpnet-tags", "--train-task", "demo-train", "--set", "tagger=vggish"],
      "unknown tagger 'vggish'"),
+    (["baseline", "train", "passt-mpnet-tags", "--train-task", "demo-train", "--train-task", "demo-train"],
+     "training task demo-train is given twice"),
 ])
 def test_user_errors_exit_2_with_one_line(run_cli, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -10,10 +10,9 @@ from conftest import MIRROR, require_shared
 from test_baseline_panns_sbert import chance_map, harness_scores, tiny_panns_run
 
 from baselines.ensemble import METHODS, Member, combine, run_models, t2a_view
-from baselines.submission_writer import write_submission
 from baselines.models import panns_sbert
 from baselines.runner import train_baseline
-from baselines.submission_writer import SubmissionInfo
+from baselines.submission_writer import SubmissionInfo, write_submission
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
 from benchmark.submissions import load_submission

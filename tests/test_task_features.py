@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.runner import train_baseline
 from baselines.task_features import TaskFeatures, concatenate
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth, captions_a2t
@@ -44,7 +43,3 @@ def test_one_task_is_passed_through_and_audio_to_text_is_refused():
     with pytest.raises(LarbError, match="audio-to-text"):
         concatenate([("clotho", clotho), ("a2t", a2t)])
 
-
-def test_a_training_task_given_twice_is_one_clear_error(tmp_path):
-    with pytest.raises(LarbError, match="training task demo-train is given twice"):
-        train_baseline("passt-mpnet-tags", ["demo-train", "demo-train"], None, tmp_path / "run")
