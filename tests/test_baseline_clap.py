@@ -224,7 +224,19 @@ def test_tiny_model_ranks_the_demo_task_both_ways(demo_run, tmp_path, monkeypatc
     assert a2t["mAP@10"] > 2 * a2t_chance["mAP@10"] and a2t["R@10"] > a2t_chance["R@10"]
 
 
-def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps its state (mixed precision included) process-wide, and the tests before this one
+    built Accelerators without mixed precision; a CLI training is one process, so only the test resets
+    it, the way Accelerate's own tests do, before and after."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, monkeypatch, fresh_accelerate_state):
     """The GPU default is fp16 autocast; bf16 autocast is the CPU's, through the same Accelerate path:
     the log-mel front ends leave autocast, the loss is computed in float32, the weights stay float32."""
     require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
