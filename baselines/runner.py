@@ -11,6 +11,7 @@ from pathlib import Path
 from baselines.config import apply_overrides, resolve_device
 from baselines.ensemble import Member, run_models
 from baselines.registry import get_baseline
+from baselines.run_record import write_run_record
 from baselines.spec import BaselineSpec
 from baselines.task_features import concatenate, declared_training_data, require_text_to_audio
 from baselines.training import TrainResult, train
@@ -50,6 +51,7 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     system = spec.build(config, resolve_device(config), progress)
     features = concatenate([(task.id, system.task_features(task)) for task in tasks])
     training_data = [entry for task in tasks for entry in declared_training_data(task)]
+    validation = None
     if val_task is None:
         train_features, val_features = features.holdout(config["val_fraction"], config["seed"])
     else:
@@ -58,6 +60,7 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         train_features, val_features = features, system.task_features(validation)
         training_data += declared_training_data(validation)
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
+    write_run_record(folder, spec, config, tasks, validation)
     fit = getattr(system, "fit", None)
     if fit is not None:
         return fit(spec, train_features, val_features, training_data, folder, progress)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import json
 import math
 import sys
 import types
@@ -210,6 +211,8 @@ def test_tiny_model_ranks_the_demo_task_both_ways(demo_run, tmp_path, monkeypatc
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     declared = torch.load(demo_run.best_checkpoint, weights_only=True)["training_data"]
     assert declared == [{"dataset": "folder:first", "split": "all"}, {"dataset": "folder:second", "split": "all"}]
+    record = json.loads((demo_run.best_checkpoint.parent / "run.json").read_text())
+    assert [t["id"] for t in record["inputs"]["train_tasks"]] == ["folder:first", "folder:second"]
     member = Member(demo_run.best_checkpoint, SPEC)
     t2a = harness_scores(run_models([member], "demo", tmp_path / "clap-t2a", progress=False), "demo")
     a2t_task = _a2t_demo()
