@@ -40,6 +40,9 @@ def run(submissions_root: Path) -> int:
     task = get_task(TASK)
     print(f"demo task: {task.ground_truth.n_queries} captions, {len(task.ground_truth.corpus)} generated clips "
           f"in {task.audio_dir}")
+    if not Path(submissions_root).is_dir():
+        print(f"(no {submissions_root}/ folder here: the kept example submissions are left out; "
+              "run from the repository root to include them)")
     submissions = [s for s in find_submissions(submissions_root) if TASK in s.metadata["rankings"]]
     with tempfile.TemporaryDirectory(prefix="larb-demo-") as work:
         for step in sorted(entry_points(group="larb.demo"), key=lambda e: e.name):

@@ -62,6 +62,14 @@ def test_demo_skips_a_plug_in_whose_extra_is_missing(run_cli, monkeypatch):
     assert code == 0 and "(needs-torch: skipped, torch is not installed)" in out and "`demo-random`" in out
 
 
+def test_demo_outside_the_repository_says_the_kept_submissions_are_left_out(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setattr(demo, "entry_points", lambda group: [])
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli("demo")
+    assert code == 0 and "(no submissions/ folder here" in out and "run from the repository root" in out
+    assert "0 systems scored" in out
+
+
 def test_tasks_lists_every_task(run_cli, shared_mirror):
     code, out, _ = run_cli("tasks")
     assert code == 0
