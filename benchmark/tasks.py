@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -341,8 +342,31 @@ def folder_task(folder: Path) -> Task:
         raise LarbError(f"cannot build a task from this folder: {exc}.", path=folder,
                         fix="every file name must be unique and have at least one caption.") from None
     spec = TaskSpec(f"folder:{folder.name}", 1, f"user folder {folder}", "t2a", "single", (),
-                    lambda: ground_truth, ground_truth.sha256, str(folder), str(folder))
+                    lambda: ground_truth, ground_truth.sha256, str(folder), str(folder), exported_split(folder))
     return Task(spec, ground_truth, folder)
+
+
+# Written by `larb data export` (datasets_builders.export) beside the captions CSV.
+EXPORT_MANIFEST = ".larb-export.json"
+# Builder names whose version is fixed by the builder, mapped to the dataset ids the tasks use.
+_TASK_DATASET_IDS = {"clotho": "clotho-v2.1"}
+
+
+def exported_split(folder: Path) -> tuple[str, ...]:
+    """`("dataset/split",)` for a folder that `larb data export` completed, else `()`.
+
+    Training on such a folder is then declared as that split (e.g. `clotho-v2.1/evaluation`),
+    so the leaderboard's † sees through an export; any other folder declares `folder:NAME/all`."""
+    try:
+        manifest = json.loads((folder / EXPORT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    if not isinstance(manifest, dict) or manifest.get("complete") is not True:
+        return ()
+    dataset, split = manifest.get("dataset"), manifest.get("split")
+    if not (isinstance(dataset, str) and isinstance(split, str) and dataset and split and "/" not in dataset):
+        return ()
+    return (f"{_TASK_DATASET_IDS.get(dataset, dataset)}/{split}",)
 
 
 def _is_captions_csv(path: Path) -> bool:

@@ -39,12 +39,13 @@ import soundfile as sf
 
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
+from benchmark.tasks import EXPORT_MANIFEST
 from datasets_builders.audio import check_sample_rate, resample
 
 log = logging.getLogger("larb.data")
 
 CAPTIONS_FILE = "captions.csv"
-MANIFEST_FILE = ".larb-export.json"
+MANIFEST_FILE = EXPORT_MANIFEST  # read back by benchmark.tasks.folder_task
 _PARTIAL_SUFFIX = ".export-partial"
 _VERBATIM_FORMATS = ("WAV", "WAVEX")
 _KEEP_SUBTYPES = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")

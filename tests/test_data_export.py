@@ -105,6 +105,8 @@ def test_exported_split_is_a_folder_task_with_the_splits_ground_truth(built, cli
     assert not partial_folder(folder).exists()
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     assert manifest["complete"] and manifest["split"] == "evaluation" and manifest["skipped"] == []
+    # training on this folder is declared as Clotho's evaluation split, so the board's † sees through it
+    assert task.spec.evaluation_data == ("clotho-v2.1/evaluation",)
 
 
 def test_real_captions_give_the_pinned_sha256(tmp_path, monkeypatch):

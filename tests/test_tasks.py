@@ -16,7 +16,7 @@ from benchmark import assets, demo_data
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_t2a
 from benchmark.submission import read_ranking
-from benchmark.tasks import TASKS, TaskSpec, _caption_rows, get_task, task_ids
+from benchmark.tasks import EXPORT_MANIFEST, TASKS, TaskSpec, _caption_rows, get_task, task_ids
 
 
 def _in_mirror(spec: TaskSpec, folders: list[Path]) -> list[str]:
@@ -188,6 +188,21 @@ def test_folder_task(tmp_path, write_csv, make_wav):
     assert task.id == "folder:mine" and task.audio_dir == folder.resolve()
     assert task.audio_path("c c.wav").is_file()
     assert task.spec.sha256 == gt.sha256
+
+
+@pytest.mark.parametrize("manifest, declared", [
+    (None, ()),
+    ('{"complete": true, "dataset": "clotho", "split": "development"}', ("clotho-v2.1/development",)),
+    ('{"complete": true, "dataset": "wavtext5k", "split": "train"}', ("wavtext5k/train",)),
+    ('{"complete": false, "dataset": "clotho", "split": "evaluation"}', ()),
+    ('{"complete": true, "dataset": "a/b", "split": "x"}', ()),
+    ("not json", ()),
+])
+def test_a_folder_from_larb_data_export_declares_its_split(tmp_path, write_csv, make_wav, manifest, declared):
+    folder = _folder(tmp_path / "mine", write_csv, make_wav, FOLDER_ROWS)
+    if manifest is not None:
+        (folder / EXPORT_MANIFEST).write_text(manifest, encoding="utf-8")
+    assert get_task(str(folder)).spec.evaluation_data == declared
 
 
 def test_folder_task_hash_is_stable(tmp_path, write_csv, make_wav):
