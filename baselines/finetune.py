@@ -32,12 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines import checkpoint
 from baselines.audio_io import load_mono
 from baselines.embedding_cache import file_sha256
 from baselines.spec import BaselineSpec
 from baselines.task_features import TaskFeatures, require_text_to_audio
-from baselines.training import TrainResult, end_epoch, make_accelerator, retrieval_map
+from baselines.training import TrainResult, end_epoch, make_accelerator, restore, resume_state, retrieval_map
 from benchmark.assets import cache_dir
 from benchmark.atomic import atomic_write_bytes
 from benchmark.errors import LarbError
@@ -488,22 +487,6 @@ def epoch_order(pairs: tuple[torch.Tensor, torch.Tensor], unit: str, generator: 
     return chosen[torch.randperm(len(chosen), generator=generator)]
 
 
-def _resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any],
-                  training_data: list[dict[str, str]]) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    state = checkpoint.load(path, spec.name)
-    keys = tuple(dict.fromkeys(spec.model_keys + FIT_KEYS))
-    changed = {k: (state["config"].get(k), config.get(k)) for k in keys if state["config"].get(k) != config.get(k)}
-    if state["training_data"] != training_data:
-        changed["training data"] = (state["training_data"], training_data)
-    if changed:
-        detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-        raise LarbError(f"this folder holds a run with other settings ({detail}).", path=path.parent,
-                        fix="pass a new --output folder, or the same --set values to resume.")
-    return state
-
-
 def _mean_loss(system: EndToEndSystem, head: nn.Module, loader, device, generator) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
@@ -532,7 +515,7 @@ def fit(spec: BaselineSpec, system: EndToEndSystem, train_features: TaskFeatures
         raise LarbError("this configuration has no trainable part.", fix=f"run it directly: larb baseline run {spec.name}")
     accelerator = make_accelerator(config)
     output.mkdir(parents=True, exist_ok=True)
-    state = _resume_state(output / "last.pt", spec, config, training_data)
+    state = resume_state(output / "last.pt", spec, config, training_data, FIT_KEYS)
     system.prepare_training(train_features, val_features, output, progress and accelerator.is_main_process)
     head = system.head
     pairs = train_features.pairs()
@@ -541,14 +524,7 @@ def fit(spec: BaselineSpec, system: EndToEndSystem, train_features: TaskFeatures
     steps_per_epoch = len(_batches(pairs, torch.arange(per_epoch), batch_size, config["drop_last"]))
     optimizer = make_optimizer(config, system.parameter_groups(head))
     scheduler, cadence = make_scheduler(config, optimizer, max(steps_per_epoch, 1))
-    history: list[dict[str, Any]] = []
-    if state is not None:
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-        if progress:
-            accelerator.print(f"resuming {output} after epoch {len(history)}")
+    history = restore(state, head, optimizer, scheduler, accelerator, output, progress)
     head, optimizer = accelerator.prepare(head, optimizer)
     device = accelerator.device
     streamed = system.clips is not None and not train_features.audio.dtype.is_floating_point

@@ -96,13 +96,15 @@ def make_accelerator(config: dict[str, Any]):
     return Accelerator(cpu=device == "cpu", mixed_precision=precision)
 
 
-def _resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any],
-                  training_data: list[dict[str, str]]) -> dict[str, Any] | None:
+def resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any], training_data: list[dict[str, str]],
+                 keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """`last.pt` of the run in this folder, or None; refused when the model keys, the training
+    `keys` or the training data differ from this run's."""
     if not path.exists():
         return None
     state = checkpoint.load(path, spec.name)
-    keys = spec.model_keys + TRAINING_KEYS
-    changed = {k: (state["config"][k], config[k]) for k in keys if state["config"][k] != config[k]}
+    keys = tuple(dict.fromkeys(spec.model_keys + keys))
+    changed = {k: (state["config"].get(k), config.get(k)) for k in keys if state["config"].get(k) != config.get(k)}
     if state["training_data"] != training_data:
         changed["training data"] = (state["training_data"], training_data)
     if changed:
@@ -110,6 +112,19 @@ def _resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any],
         raise LarbError(f"this folder holds a run with other settings ({detail}).", path=path.parent,
                         fix="pass a new --output folder, or the same --set values to resume.")
     return state
+
+
+def restore(state: dict[str, Any] | None, head: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            accelerator, output: Path, progress: bool) -> list[dict[str, Any]]:
+    """Load a resumed run's weights, optimiser and scheduler; return its history ([] for a new run)."""
+    if state is None:
+        return []
+    head.load_state_dict(state["head"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if progress:
+        accelerator.print(f"resuming {output} after epoch {len(state['history'])}")
+    return state["history"]
 
 
 def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_features: TaskFeatures,
@@ -134,15 +149,8 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     optimizer = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=config["lr"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config["lr_factor"],
                                                            patience=config["lr_patience"])
-    history: list[dict[str, Any]] = []
-    state = _resume_state(output / "last.pt", spec, config, training_data)
-    if state is not None:
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-        if progress:
-            accelerator.print(f"resuming {output} after epoch {len(history)}")
+    state = resume_state(output / "last.pt", spec, config, training_data, TRAINING_KEYS)
+    history = restore(state, head, optimizer, scheduler, accelerator, output, progress)
     head, optimizer = accelerator.prepare(head, optimizer)
     device = accelerator.device
     audio, text = train_features.audio.to(device), train_features.text.to(device)

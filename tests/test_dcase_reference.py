@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytrec_eval
+from test_stats import brute_force_jackknife
 
 from benchmark.scoring import score
 from benchmark.submission import read_ranking
@@ -25,7 +26,6 @@ GRADED = "reference/scoring/relevance_crowdsourcing"
 
 # The official eval_script.py definitions on this ranking, to 4 decimals (../shared/reference/README.md).
 EXPECTED = {"R@1": 0.0316, "R@5": 0.1095, "R@10": 0.1883, "mAP@10": 0.0679}
-Z_95 = 1.959963984540054
 
 
 def _read(path: Path) -> list[list[str]]:
@@ -94,21 +94,9 @@ def test_independent_eval_script_agrees_per_query(baseline_csv, baseline_scores,
         assert abs(baseline_scores.means[name] - theirs.mean()) < 1e-12
 
 
-def _astropy_jackknife(values: np.ndarray) -> tuple[float, float]:
-    """astropy.stats.jackknife_stats(values, np.mean, 0.95), by brute-force leave-one-out."""
-    n = len(values)
-    theta = values.mean()
-    loo = np.array([np.delete(values, i).mean() for i in range(n)])
-    mean_loo = loo.mean()
-    bias = (n - 1) * (mean_loo - theta)
-    se = np.sqrt((n - 1) / n * np.sum((loo - mean_loo) ** 2))
-    estimate = theta - bias
-    return estimate - Z_95 * se, estimate + Z_95 * se
-
-
 def test_jackknife_interval_equals_brute_force(baseline_scores):
     for name in EXPECTED:
-        low, high = _astropy_jackknife(baseline_scores.per_query[name])
+        low, high = brute_force_jackknife(baseline_scores.per_query[name])
         assert baseline_scores.intervals[name][0] == pytest.approx(low, abs=1e-12)
         assert baseline_scores.intervals[name][1] == pytest.approx(high, abs=1e-12)
         assert low < baseline_scores.means[name] < high
