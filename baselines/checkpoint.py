@@ -40,6 +40,9 @@ def load(path: str | Path, baseline: str | None = None) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LarbError("not a LARB baseline checkpoint.", path=path,
                         fix="pass the best.pt written by 'larb baseline train'.")
+    if not isinstance(payload.get("baseline"), str):
+        raise LarbError("this checkpoint does not say which baseline it is of (no 'baseline' key).", path=path,
+                        fix="pass the best.pt written by 'larb baseline train'.")
     if baseline is not None and payload["baseline"] != baseline:
         raise LarbError(f"this checkpoint is of baseline {payload['baseline']!r}, not {baseline!r}.", path=path,
                         fix=f"run it as 'larb baseline run {payload['baseline']} ...'.")

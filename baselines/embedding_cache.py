@@ -3,8 +3,10 @@
 A cache *namespace* is one (encoder, checkpoint checksum, preprocessing) triple; inside it each
 vector is keyed by the sha256 of its input's content (audio file bytes, caption text), so a
 renamed file is still found and an edited one is recomputed. Vectors are written in shards,
-one per extraction batch, each atomically: an interrupted extraction keeps every finished
-batch and the next run resumes after it.
+one per extraction batch, each atomically and named by the sha256 of its bytes: an interrupted
+extraction keeps every finished batch and the next run resumes after it. A shard that does not
+hash to its name, or holds the wrong shape, dtype or non-finite values, is set aside (`*.bad`,
+named in a warning) and its vectors computed again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import uuid
+import logging
+import os
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +24,10 @@ from typing import TypeVar
 import numpy as np
 
 from benchmark.assets import cache_dir
-from benchmark.atomic import atomic_write_bytes, atomic_write_text
+from benchmark.atomic import atomic_write_bytes, atomic_write_text, os_faults
+from benchmark.errors import LarbError
+
+log = logging.getLogger("larb.baselines")
 
 Item = TypeVar("Item")
 _READ_CHUNK = 1 << 20
@@ -46,14 +53,36 @@ class EmbeddingCache:
         namespace = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder)
         self.folder = (root or cache_dir() / "embeddings") / f"{safe}-{namespace}"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        with os_faults(self.folder, doing="preparing the embedding cache"):
+            self.folder.mkdir(parents=True, exist_ok=True)
         manifest = self.folder / "manifest.json"
         if not manifest.exists():
             atomic_write_text(manifest, json.dumps(identity, indent=1) + "\n")
         self._vectors: dict[str, np.ndarray] = {}
+        self.width: int | None = None
         for shard in sorted(self.folder.glob("shard-*.npz")):
-            with np.load(shard) as data:
-                self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+            loaded = self._read_shard(shard)
+            if loaded is None:
+                set_aside(shard)
+                continue
+            self._vectors.update(zip(*loaded))
+
+    def _read_shard(self, shard: Path) -> tuple[list[str], np.ndarray] | None:
+        """A shard's (keys, vectors) when it is whole and sane, else None (it is then recomputed)."""
+        try:
+            data = shard.read_bytes()
+            if shard.stem != f"shard-{hashlib.sha256(data).hexdigest()}":
+                return None
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                keys, vectors = arrays["keys"], arrays["vectors"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+        if (vectors.dtype != np.float32 or vectors.ndim != 2 or keys.ndim != 1 or len(keys) != len(vectors)
+                or (self.width is not None and vectors.shape[1] != self.width)
+                or not np.isfinite(vectors).all()):
+            return None
+        self.width = vectors.shape[1]
+        return keys.tolist(), vectors
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -65,11 +94,35 @@ class EmbeddingCache:
         return self._vectors[key]
 
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Store a batch as one new shard (atomic), and keep it in memory."""
+        """Store a batch as one new shard (atomic), named by its sha256, and keep it in memory.
+
+        Vectors that are not finite, or not as wide as the cached ones, are refused: a cache of
+        NaNs would silently give a worse submission on every later run."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(keys):
+            raise ValueError(f"expected {len(keys)} vectors in a 2-D array, got shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise LarbError(f"the encoder gave non-finite values (NaN or inf) for {len(keys)} inputs; nothing "
+                            "was cached.", path=self.folder,
+                            fix="check the model weights and inputs (a corrupt checkpoint or silent audio "
+                                "with a log of zero), then run again.")
+        if self.width is not None and vectors.shape[1] != self.width:
+            raise ValueError(f"vectors of width {vectors.shape[1]} in a cache of width {self.width}")
         buffer = io.BytesIO()
-        np.savez(buffer, keys=np.asarray(keys), vectors=np.asarray(vectors, dtype=np.float32))
-        atomic_write_bytes(self.folder / f"shard-{uuid.uuid4().hex}.npz", buffer.getvalue())
-        self._vectors.update(zip(keys, np.asarray(vectors, dtype=np.float32)))
+        np.savez(buffer, keys=np.asarray(keys), vectors=vectors)
+        data = buffer.getvalue()
+        atomic_write_bytes(self.folder / f"shard-{hashlib.sha256(data).hexdigest()}.npz", data)
+        self.width = vectors.shape[1]
+        self._vectors.update(zip(keys, vectors))
+
+
+def set_aside(shard: Path) -> None:
+    """Rename a bad shard to `*.bad` (kept for inspection, never read again) and say so."""
+    bad = shard.with_suffix(".npz.bad")
+    log.warning("%s is truncated, corrupt or inconsistent with its cache; set aside as %s, its vectors are "
+                "computed again", shard, bad.name)
+    with os_faults(shard, doing="setting a bad cache shard aside"):
+        os.replace(shard, bad)
 
 
 def cached_extract(cache: EmbeddingCache, items: Sequence[Item], keys: Sequence[str],

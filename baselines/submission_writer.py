@@ -4,7 +4,8 @@
 is renamed into place) plus one ranking CSV, text-to-audio or audio-to-text. The metadata names
 the registered baseline and model settings of every member (`baselines`), which is how the
 leaderboard puts a reproduced run beside the figures its paper reported. The folder is built under a temporary name beside
-the target and renamed over it, so a reader never sees half a submission.
+the target and swapped into its place, so a reader never sees half a submission; an existing
+folder is replaced only when LARB wrote it (`benchmark.output_folders`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ import jsonschema
 import numpy as np
 import yaml
 
+from benchmark import output_folders
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth
@@ -53,12 +54,14 @@ class SubmissionInfo:
 
 
 def check_submission_id(output: Path) -> str:
-    """The folder name, which must be a valid submission id; checked before any work is done."""
+    """The folder name, which must be a valid submission id, of a folder LARB may write; checked
+    before any work is done."""
     name = output.name
     if not _ID_PATTERN.match(name):
         raise LarbError(f"{name!r} is not a valid submission id (lower-case letters, digits, '.', '_', '-'; "
                         "2 to 64 characters).", path=output, fix="name the output folder e.g. "
                         "submissions/passt-mpnet-tags-mn04.")
+    output_folders.check_target(output, overwrite=True)
     return name
 
 
@@ -91,8 +94,7 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
     errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
     if errors:
         raise ValueError(f"baseline metadata violates the schema: {errors[0].message}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{submission_id}.", dir=output.parent))
+    staging = output_folders.staging_folder(output, "larb baseline run")
     try:
         if gt.direction == "t2a":
             write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts,
@@ -102,7 +104,7 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
         publish_mode(staging)
-        replace_folder(staging, output)
+        output_folders.publish(staging, output, overwrite=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -127,18 +129,6 @@ def publish_mode(folder: Path) -> None:
     folder.chmod(0o777 & ~umask)
     for path in folder.iterdir():
         path.chmod(0o666 & ~umask)
-
-
-def replace_folder(staging: Path, output: Path) -> None:
-    """Rename `staging` to `output`; an existing `output` is moved aside first, then deleted."""
-    if output.exists():
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        staging.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(output)
 
 
 def _unique(entries: Sequence[dict[str, str]]) -> list[dict[str, str]]:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from tabulate import tabulate
 
 from benchmark import __version__, assets
-from benchmark.errors import USER_ERROR_EXIT_CODE, LarbError
+from benchmark.errors import USER_ERROR_EXIT_CODE, LarbError, os_error
+
+DEBUG_ENV = "LARB_DEBUG"
 
 EPILOG = """examples:
   larb demo
@@ -69,7 +74,40 @@ def _ranking_source(target: str, task_id: str) -> tuple[str, Path]:
             raise LarbError(f"the submission has no ranking for task {task_id}.", path=path / "metadata.yaml",
                             fix=f"add it under 'rankings', or choose one of {sorted(submission.metadata['rankings'])}.")
         return submission.id, submission.ranking_path(task_id)
-    return path.stem, path
+    return _safe_id(path.stem), path
+
+
+def _safe_id(stem: str) -> str:
+    """A bare CSV's name as a folder name under results/ (a file named '...csv' must stay inside)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip(".")
+    return cleaned or "ranking"
+
+
+def _record_path(args: argparse.Namespace, submission_id: str, task_id: str) -> Path:
+    """Where the result record goes; never over the submission's own files, nor over a file that
+    is not a result record."""
+    output = Path(args.output) if args.output else Path("results") / submission_id / (
+        task_id.replace("/", "__").replace(":", "_") + ".json")
+    if output.is_dir():
+        raise LarbError("--output is a folder.", path=output, fix="give the path of a .json file.")
+    source = Path(args.submission)
+    inputs = [source] + ([source / "metadata.yaml", *source.glob("*.csv")] if source.is_dir() else [])
+    if output.exists() and any(output.resolve() == p.resolve() for p in inputs if p.exists()):
+        raise LarbError("--output names a file of the submission being scored; it would be overwritten.",
+                        path=output, fix="write the result record elsewhere, e.g. results/ID/TASK.json.")
+    if output.is_file() and not _is_result_record(output):
+        raise LarbError("--output names an existing file that is not a LARB result record; it is left as it is.",
+                        path=output, fix="choose a new path, or delete that file yourself.")
+    return output
+
+
+def _is_result_record(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b'{') and b'"schema_version"' in head
 
 
 def _scored(target: str, task_name: str):
@@ -97,9 +135,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.results import build_record, write_record
 
     task, submission_id, ranking, scores = _scored(args.submission, args.task)
+    output = _record_path(args, submission_id, task.id)
     record = build_record(task, submission_id, ranking, scores)
-    output = Path(args.output) if args.output else Path("results") / submission_id / (
-        task.id.replace("/", "__").replace(":", "_") + ".json")
     write_record(record, output)
     if args.json:
         print(json.dumps(record, ensure_ascii=False))
@@ -213,12 +250,18 @@ def _missing_extra(name: str, exc: ImportError):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error or an OS fault is one line and exit 2; `LARB_DEBUG=1` adds the
+    traceback for developers."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LarbError as exc:
-        print(f"larb: error: {exc}", file=sys.stderr)
-        return USER_ERROR_EXIT_CODE
+        return _fail(str(exc))
+    except BrokenPipeError:  # `larb tasks --queries T | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        return _fail(str(os_error(exc, doing=f"larb {args.command}")))
     except ModuleNotFoundError as exc:  # a plug-in command run with only the core install
         print(f"larb: error: this command needs {exc.name}, which is not installed. "
               "Fix: pip install 'larb[all]' (or the [data] / [baselines] extra).", file=sys.stderr)
@@ -226,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("larb: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(message: str) -> int:
+    if os.environ.get(DEBUG_ENV) == "1":
+        traceback.print_exc()
+    print(f"larb: error: {message}", file=sys.stderr)
+    return USER_ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":

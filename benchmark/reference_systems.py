@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from benchmark import output_folders
 from benchmark.atomic import atomic_write_text
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
@@ -23,9 +24,11 @@ def random_rankings(ground_truth: GroundTruth, seed: int) -> list[list[str]]:
 
 def write_random_submission(folder: Path, task_id: str, ground_truth: GroundTruth, seed: int,
                             date: str) -> Path:
-    """A complete submission folder holding the chance-level ranking of one task."""
+    """A complete submission folder holding the chance-level ranking of one task, written whole
+    (`benchmark.output_folders`), replacing an earlier one."""
     csv_name = task_id.replace("/", "__") + ".csv"
-    write_t2a_csv(folder / csv_name, ground_truth.query_ids, ground_truth.query_texts,
+    staging = output_folders.staging_folder(folder, "larb reference system")
+    write_t2a_csv(staging / csv_name, ground_truth.query_ids, ground_truth.query_texts,
                   random_rankings(ground_truth, seed))
     metadata = {
         "id": folder.name, "team": "LARB organisers", "system": f"Chance level (uniform random, seed {seed})",
@@ -34,5 +37,5 @@ def write_random_submission(folder: Path, task_id: str, ground_truth: GroundTrut
         "parameters": {"total": 0, "trainable": 0}, "training_data": [], "ensemble": False,
         "date": date, "licence": "CC0-1.0", "rankings": {task_id: csv_name},
     }
-    atomic_write_text(folder / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True))
-    return folder
+    atomic_write_text(staging / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True))
+    return output_folders.publish(staging, folder, overwrite=True)

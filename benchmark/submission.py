@@ -40,6 +40,7 @@ from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
+from benchmark.untrusted import regular_file
 
 # Generous: a row is a caption and ten file names, well under 4 KiB.
 BYTES_PER_QUERY_LIMIT = 4096
@@ -81,14 +82,16 @@ class _Header:
 
 def _read_text(path: Path, limit: int) -> tuple[str, str]:
     """The decoded text and sha256 of the raw bytes; clear errors for size and encoding."""
-    if not path.is_file():
-        raise LarbError("ranking file not found.", path=path, fix="check the path.")
+    regular_file(path, what="ranking file")
     size = path.stat().st_size
     if size > limit:
         raise LarbError(f"the file is {size:,} bytes, more than the {limit:,} a ranking of this task "
                         "can need.", path=path, fix="submit one row per query with 10 file names.")
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
+    if _looks_utf16(data):
+        raise LarbError("the file is UTF-16 (or another wide encoding), not UTF-8.", path=path,
+                        fix="save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or iconv -f UTF-16 -t UTF-8).")
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[bom:].decode("utf-8")
@@ -98,6 +101,14 @@ def _read_text(path: Path, limit: int) -> tuple[str, str]:
         raise LarbError(f"byte {data[offset]:#04x} at offset {offset} is not valid UTF-8.", path=path,
                         line=line, fix="save the file as UTF-8.") from None
     return text, sha256
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """A UTF-16 BOM, or an ASCII header whose every other byte is NUL (UTF-16 without a BOM)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    head = data[:16]
+    return len(head) == 16 and (head[1::2].count(0) == 8 or head[0::2].count(0) == 8)
 
 
 def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[str], path: Path) -> _Header:
@@ -117,6 +128,10 @@ def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[
                    "a column is repeated" if duplicates else f"it needs {key_name} and {wanted[0]}..{wanted[-1]}")
         raise LarbError(f"wrong header ({problem}).", path=path, line=1, fix=f"use the header {expected}.")
     columns = [names.index(w) for w in wanted]
+    if columns != list(range(columns[0], columns[0] + K)):
+        raise LarbError(f"the candidate columns are not in order: {wanted[0]}..{wanted[-1]} must stand side by "
+                        "side, rank 1 first (the official DCASE scorer reads them by position, not by name).",
+                        path=path, line=1, fix=f"use the header {expected}.")
     return _Header(names.index(key_name), names.index("query_id") if "query_id" in names else None,
                    columns, len(names), operator.itemgetter(*columns))
 
@@ -201,6 +216,10 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
             for qid in qids:
                 _place(query_pos[qid], first, first_line, seen_row, indices, path, f"query {qid!r}")
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise LarbError(f"a cell is longer than {csv.field_size_limit():,} characters; no caption or file "
+                            "name is that long.", path=path, line=start,
+                            fix="check that every quote is closed, or that the file is a ranking CSV.") from None
         raise LarbError(f"malformed CSV ({exc}).", path=path, line=start,
                         fix="quote a caption as a whole (\"...\"), double the quotes inside it (\"\"), "
                             "and close every quote.") from None

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
-import yaml
 
-from benchmark import jsonschemas
+from benchmark import jsonschemas, untrusted
 from benchmark.errors import LarbError
 
 METADATA_FILE = "metadata.yaml"
@@ -46,30 +45,27 @@ def load_submission(folder: str | Path) -> Submission:
     if not path.is_file():
         raise LarbError(f"{METADATA_FILE} not found in the submission folder.", path=folder,
                         fix=f"add {METADATA_FILE} (see the README's submission section).")
-    try:
-        metadata = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise LarbError(f"invalid YAML ({getattr(exc, 'problem', exc)}).", path=path,
-                        line=line + 1 if line is not None else None, fix="fix the YAML syntax.") from None
-    except UnicodeDecodeError:
-        raise LarbError("not UTF-8.", path=path, fix="save the file as UTF-8.") from None
-    if isinstance(metadata, dict) and isinstance(metadata.get("date"), dt.date):
-        metadata["date"] = metadata["date"].isoformat()  # YAML reads 2026-01-31 as a date
-    errors = sorted(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata),
-                    key=lambda e: list(e.path))
+    metadata = untrusted.load_yaml(untrusted.inside(folder, path, what=METADATA_FILE))
+    errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
     if errors:
-        first = errors[0]
+        first = min(errors, key=lambda e: (len(e.path), list(map(str, e.path))))
         field = "/".join(str(p) for p in first.path) or "(top level)"
-        raise LarbError(f"metadata field {field}: {first.message}.", path=path,
-                        fix="see benchmark/schemas/submission_metadata.schema.json.")
+        raise LarbError(f"metadata field {field}: {untrusted.excerpt(first.instance)} {_reason(first)}.",
+                        path=path, fix="see benchmark/schemas/submission_metadata.schema.json.")
+    try:
+        dt.date.fromisoformat(metadata["date"])
+    except ValueError:
+        raise LarbError(f"metadata field date: {untrusted.excerpt(metadata['date'])} is not a real date.",
+                        path=path, fix="write the submission date as YYYY-MM-DD.") from None
     if metadata["id"] != folder.resolve().name:
         raise LarbError(f"id {metadata['id']!r} differs from the folder name {folder.resolve().name!r}.",
                         path=path, fix="make them equal.")
     for task_id, file_name in metadata["rankings"].items():
-        if not (folder / file_name).is_file():
+        ranking = folder / file_name
+        if not (ranking.exists() or ranking.is_symlink()):
             raise LarbError(f"the ranking {file_name!r} for task {task_id} is missing.", path=folder,
                             fix="add the file or remove it from 'rankings'.")
+        untrusted.regular_file(untrusted.inside(folder, ranking, what="ranking file"), what="ranking file")
     return Submission(folder, metadata)
 
 
@@ -79,3 +75,13 @@ def find_submissions(root: str | Path) -> list[Submission]:
     if not root.is_dir():
         return []
     return [load_submission(p) for p in sorted(root.iterdir()) if (p / METADATA_FILE).is_file()]
+
+
+def _reason(error: jsonschema.ValidationError) -> str:
+    """What the schema wanted, without jsonschema's repr of the whole offending value."""
+    wanted = error.schema.get(error.validator) if isinstance(error.schema, dict) else None
+    reasons = {"type": f"is not of type {wanted}", "required": f"lacks a required field ({error.message})",
+               "pattern": f"does not match {wanted}", "enum": f"is not one of {wanted}",
+               "additionalProperties": f"has a field the schema does not allow ({error.message[-200:]})",
+               "minLength": "is empty", "minimum": f"is below {wanted}", "minProperties": "is empty"}
+    return reasons.get(str(error.validator), f"fails the schema's {error.validator!r} rule")

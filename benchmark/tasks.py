@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from benchmark import assets, demo_data
+from benchmark import assets, demo_data, untrusted
 from benchmark.assets import Asset
 from benchmark.errors import LarbError
 from benchmark.groundtruth import (
@@ -114,6 +114,7 @@ class Task:
         if not path.is_file():
             raise LarbError(f"audio file {name!r} of task {self.id} is missing.", path=path,
                             fix="restore the file, or remove its row from the captions CSV.")
+        untrusted.inside(self.audio_dir, path, what=f"audio file {name!r}")
         return path
 
 
@@ -129,8 +130,8 @@ def _caption_rows(path: Path) -> list[tuple[str, list[str]]]:
 
 def _numbered_caption_rows(path: Path) -> list[tuple[int, str, list[str]]]:
     """(line where the row begins, file name, captions) from a wide Clotho-layout CSV."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_decoded(path), newline=""))
+    try:
         header = next(reader, None)
         if not header or header[0].strip() != "file_name":
             raise LarbError("not a Clotho-layout captions CSV: the first column must be 'file_name'.",
@@ -149,7 +150,21 @@ def _numbered_caption_rows(path: Path) -> list[tuple[int, str, list[str]]]:
                 raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path, line=line_no,
                                 fix="quote captions that contain commas.")
             rows.append((line_no, row[0], [row[i] for i in columns]))
+    except csv.Error as exc:
+        raise LarbError(f"malformed CSV ({exc}).", path=path, line=reader.line_num,
+                        fix="quote captions as a whole and close every quote; no cell may exceed "
+                            f"{csv.field_size_limit():,} characters.") from None
     return rows
+
+
+def _decoded(path: Path) -> str:
+    """The whole file as text (UTF-8, a BOM allowed); a bad byte anywhere is named by its line."""
+    data = untrusted.regular_file(path, what="captions CSV").read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
+                        line=data.count(b"\n", 0, exc.start) + 1, fix="save the file as UTF-8.") from None
 
 
 def _clotho(asset: str, build: Callable = captions_t2a) -> Callable[[], GroundTruth]:
@@ -315,7 +330,7 @@ def folder_task(folder: Path) -> Task:
     relative to its own folder, and the corpus names are paths relative to `folder`.
     """
     folder = folder.resolve()
-    csv_files = sorted(p for p in folder.rglob("*.csv") if _is_captions_csv(p))
+    csv_files = sorted(p for p in folder.rglob("*.csv") if _is_captions_csv(folder, p))
     if not csv_files:
         raise LarbError("no captions CSV (header file_name,caption_1..N) in this folder.", path=folder,
                         fix="add one: a row per audio file, its captions in caption_1..caption_N.")
@@ -325,12 +340,15 @@ def folder_task(folder: Path) -> Task:
         base = csv_path.parent.relative_to(folder)
         for line_no, file_name, captions in _numbered_caption_rows(csv_path):
             name = (base / file_name).as_posix()
-            if os.path.normpath(name).startswith(".."):
+            if Path(file_name).is_absolute() or os.path.normpath(name).startswith(".."):
                 raise LarbError(f"the file name {file_name!r} points outside the task folder.", path=csv_path,
-                                line=line_no, fix="keep the audio files inside the folder.")
-            if not (folder / name).is_file():
-                raise LarbError(f"the audio file {file_name!r} named here does not exist.", path=csv_path,
-                                line=line_no, fix="put the file beside the CSV or remove its row.")
+                                line=line_no, fix="name the audio files relative to the CSV, inside the folder.")
+            audio = folder / name
+            if not audio.is_file():
+                raise LarbError(f"the audio file {file_name!r} named here does not exist (or is not a regular "
+                                "file).", path=csv_path, line=line_no,
+                                fix="put the file beside the CSV or remove its row.")
+            untrusted.inside(folder, audio, what=f"audio file {file_name!r}")
             if name in first_row:
                 raise LarbError(f"the audio file {file_name!r} has a second row (the first is {first_row[name]}).",
                                 path=csv_path, line=line_no, fix="give each audio file one row.")
@@ -369,7 +387,11 @@ def exported_split(folder: Path) -> tuple[str, ...]:
     return (f"{_TASK_DATASET_IDS.get(dataset, dataset)}/{split}",)
 
 
-def _is_captions_csv(path: Path) -> bool:
+def _is_captions_csv(folder: Path, path: Path) -> bool:
+    """A regular file inside `folder` whose header is a captions CSV's (other CSVs are ignored;
+    a FIFO or a link out of the folder is never opened)."""
+    if not path.is_file() or not path.resolve().is_relative_to(folder):
+        return False
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(io.StringIO(handle.readline())), [])

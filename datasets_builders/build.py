@@ -1,23 +1,25 @@
 """Run a builder and write the result: a `DatasetDict` keyed by split, all or nothing.
 
 The builder writes into the LARB cache (`datasets/`); the result is saved into a hidden
-folder beside `--output` and renamed into place only when every split is written, so a
-failed build leaves no output folder. Downloads and extractions are kept in the cache, so
+folder beside `--output` and swapped into place only when every split is written, so a
+failed or killed build leaves the old output (or none) as it was
+(`benchmark.output_folders`). `--overwrite` replaces only a folder that LARB wrote. Downloads and extractions are kept in the cache, so
 running the same command again after an interruption resumes from there.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
 
-from benchmark import assets
-from benchmark.errors import LarbError
+from benchmark import assets, output_folders
+from benchmark.atomic import os_faults
+from benchmark.errors import WRITE_FAULTS, LarbError, os_error
 from datasets_builders import builder_class
 from datasets_builders.audio import check_sample_rate
 from datasets_builders.base import LarbBuilder
@@ -62,9 +64,9 @@ def build(name: str, *, splits: Iterable[str] | None = None, sample_rate: int | 
     if output is None and push_to_hub is None:
         raise LarbError("nothing would be kept of this build.", fix="give --output DIR or --push-to-hub REPO.")
     target = Path(output).expanduser().resolve() if output is not None else None
-    if target is not None and target.exists() and not overwrite:
-        raise LarbError("the output folder already exists.", path=target,
-                        fix="choose another --output, delete it, or pass --overwrite.")
+    if target is not None:
+        reads = [Path(data_dir).expanduser()] if data_dir is not None else []
+        output_folders.check_target(target, overwrite=overwrite, reads=[*reads, assets.cache_dir()])
     if num_proc is not None and num_proc < 1:
         raise LarbError(f"--num-proc must be at least 1, not {num_proc}.", fix="pass --num-proc 1 or more.")
     builder = make_builder(name, splits=splits, sample_rate=sample_rate, data_dir=data_dir, options=options)
@@ -93,17 +95,14 @@ def finish(dataset: datasets.Dataset, sample_rate: int | None) -> datasets.Datas
 
 
 def save_atomically(result: datasets.DatasetDict, target: Path, *, overwrite: bool = False) -> Path:
-    """`save_to_disk` into a hidden folder beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    """`save_to_disk` into a marked staging folder beside `target`, then swap it into place."""
+    staging = output_folders.staging_folder(target, "larb data build")
     try:
-        result.save_to_disk(str(tmp))
-        if target.exists() and overwrite:
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with os_faults(staging, doing=f"saving the build into {target}"):
+            result.save_to_disk(str(staging))
+        output_folders.publish(staging, target, overwrite=overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
@@ -111,12 +110,18 @@ def save_atomically(result: datasets.DatasetDict, target: Path, *, overwrite: bo
 def _user_error(exc: BaseException) -> LarbError | None:
     """The `LarbError` behind a `datasets` wrapper (DatasetGenerationError and the like).
 
+    A full disk or a read-only cache is named as such, not blamed on the archive being read.
     From a worker process (`--num-proc`) only the traceback text comes back (a pool's
     RemoteTraceback); its last `LarbError:` line is the message, already rendered."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, LarbError):
             return exc
+        if isinstance(exc, OSError) and exc.errno in WRITE_FAULTS:
+            return os_error(exc, doing="building the dataset in the LARB cache")
+        if isinstance(exc, OSError) and "Not enough disk space" in str(exc):  # datasets' own check
+            return os_error(OSError(errno.ENOSPC, "No space left on device"), assets.cache_dir(),
+                            doing="building the dataset in the LARB cache")
         remote = getattr(exc, "tb", None)
         if isinstance(remote, str) and _REMOTE_MARK in remote:
             return LarbError(remote.rsplit(_REMOTE_MARK, 1)[1].splitlines()[0].strip())

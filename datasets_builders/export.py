@@ -17,8 +17,8 @@ its ground truth is the one `datasets_builders.groundtruth` computes from the sp
   skipped and listed; their captions are not in the task.
 - All or nothing: everything is written into a hidden folder beside FOLDER
   (`.FOLDER.export-partial`), each audio file through a rename, `captions.csv` last and
-  atomically, and the folder is renamed to FOLDER at the end, so a failed export leaves no
-  FOLDER. Running the same command again resumes an interrupted export: audio files
+  atomically, and the folder is swapped into the place of FOLDER at the end, so a failed or
+  killed export leaves FOLDER as it was. `--overwrite` replaces only a folder that LARB wrote. Running the same command again resumes an interrupted export: audio files
   already complete are kept. A `.larb-export.json` records what was exported (and is how a
   resume knows the partial folder came from the same split and options).
 """
@@ -37,7 +37,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import soundfile as sf
 
-from benchmark.atomic import atomic_write_text
+from benchmark import output_folders
+from benchmark.atomic import atomic_write_text, os_faults
 from benchmark.errors import LarbError
 from benchmark.tasks import EXPORT_MANIFEST
 from datasets_builders.audio import check_sample_rate, resample
@@ -87,12 +88,7 @@ def export(source: str | Path, split: str, to: str | Path, *, sample_rate: int |
     if not (source / "dataset_dict.json").is_file():
         raise LarbError("not a folder written by 'larb data build --output'.", path=source,
                         fix="pass the --output folder of a build.")
-    if target == source or source.is_relative_to(target) or target.is_relative_to(source):
-        raise LarbError("the export folder and the built dataset overlap.", path=target,
-                        fix="choose a --to folder outside the dataset folder (and not one holding it).")
-    if target.exists() and not overwrite:
-        raise LarbError("the export folder already exists.", path=target,
-                        fix="choose another --to, delete it, or pass --overwrite.")
+    output_folders.check_target(target, overwrite=overwrite, reads=[source], option="--to")
     built = datasets.load_from_disk(str(source))
     if split not in built:
         raise LarbError(f"the build has no {split!r} split (it has: {', '.join(built) or 'none'}).", path=source,
@@ -117,8 +113,9 @@ def export(source: str | Path, split: str, to: str | Path, *, sample_rate: int |
     result = ExportResult(target, dataset_name, split, table.num_rows)
     result.resumed = _prepare(work, key)
     try:
-        exported = _write_audio(table, names, work, sample_rate, result)
-        _finish(work, target, exported, key, result, overwrite=overwrite)
+        with os_faults(work, doing=f"exporting into {target}"):
+            exported = _write_audio(table, names, work, sample_rate, result)
+            _finish(work, target, exported, key, result, overwrite=overwrite)
     except BaseException:
         if work.exists():
             log.warning("the export stopped; run the same command again to resume it (%d audio files are "
@@ -264,18 +261,10 @@ def _finish(work: Path, target: Path, exported: list[tuple[str, list[str]]], key
                 "renamed": result.renamed, "captions_file": CAPTIONS_FILE}
     atomic_write_text(work / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(work / CAPTIONS_FILE, captions_csv(exported, result.max_captions))
+    atomic_write_text(work / output_folders.MARKER, json.dumps({"written_by": "larb data export"}) + "\n")
     for name in (MANIFEST_FILE, CAPTIONS_FILE):  # readable as the audio files are (not mkstemp's 0600)
         _make_readable(work / name)
-    if target.exists() or target.is_symlink():
-        if not overwrite:
-            raise LarbError("the export folder appeared while exporting.", path=target,
-                            fix=f"remove it or pass --overwrite; the export is kept in {work}.")
-        old = target.parent / f".{target.name}.replaced-{os.getpid()}"
-        os.replace(target, old)
-        os.replace(work, target)
-        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-    else:
-        os.replace(work, target)
+    output_folders.publish(work, target, overwrite=overwrite)
 
 
 def _make_readable(path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark.errors import LarbError
@@ -35,21 +37,39 @@ def read_rows(path: Path, *, delimiter: str = ",", required: tuple[str, ...] = (
         raise LarbError(f"the header lacks the column(s) {', '.join(missing)}.", path=path, line=1,
                         fix=f"this is not the expected file; the header must hold {', '.join(required)}.")
     rows = []
-    for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) != len(header):
-            raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path,
-                            line=reader.line_num, fix="restore the official file (a caption may have lost its "
-                                                      "quotes).")
-        rows.append(dict(zip(header, row)))
+    with malformed_csv(path, reader):
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path,
+                                line=reader.line_num, fix="restore the official file (a caption may have lost "
+                                                          "its quotes).")
+            rows.append(dict(zip(header, row)))
     return rows
+
+
+@contextlib.contextmanager
+def malformed_csv(path: Path, reader) -> Iterator[None]:
+    """A `csv.Error` (a cell over the field limit, a NUL byte) as one `LarbError` with its line."""
+    try:
+        yield
+    except csv.Error as exc:
+        raise LarbError(f"malformed CSV ({exc}).", path=path, line=reader.line_num,
+                        fix="restore the official file; no cell of it is over "
+                            f"{csv.field_size_limit():,} characters.") from None
 
 
 def wide_captions(path: Path) -> list[tuple[str, list[str]]]:
     """(file name, captions) from a Clotho captions CSV, as the harness reads it (cells verbatim)."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
+                        line=data.count(b"\n", 0, exc.start) + 1, fix="restore the official file.") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    with malformed_csv(path, reader):
         header = next(reader, None)
         if not header or header[0].strip() != "file_name":
             raise LarbError("not a Clotho captions CSV: the first column must be 'file_name'.", path=path,

@@ -5,6 +5,7 @@ model trained on `demo-train` (as two tasks joined) ranked text-to-audio and aud
 from __future__ import annotations
 
 import csv
+import os
 import dataclasses
 import importlib.util
 import json
@@ -189,7 +190,7 @@ def split_task(task_id: str, folder: Path) -> list[Path]:
         width = max(len(captions[name]) for name in names)
         rows = [["file_name", *(f"caption_{k}" for k in range(1, width + 1))]]
         for name in names:
-            (half / name).symlink_to(task.audio_path(name))
+            os.link(task.audio_path(name), half / name)  # a symlink out of the task folder is refused
             rows.append([name, *captions[name], *[""] * (width - len(captions[name]))])
         with open(half / "captions.csv", "w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(rows)

@@ -26,6 +26,7 @@ from data_helpers import (
     wav_bytes,
 )
 
+from benchmark import output_folders
 from benchmark.cli import main
 from benchmark.errors import LarbError
 from benchmark.tasks import TASKS, get_task
@@ -172,8 +173,8 @@ def test_missing_audio_is_skipped_and_listed(cli, tmp_path):
     assert "audiocaps test: 4 rows, 3 audio files (3 written), 1 skipped" in out
     assert "skipped, no audio (1; their captions are not in the task):\n  missing_20.wav" in out
     assert "'clip.flac' -> 'clip.wav'" in out
-    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, "a_10.wav", CAPTIONS_FILE, "clip.wav",
-                                                        "quiet.wav"]
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, output_folders.MARKER, "a_10.wav",
+                                                        CAPTIONS_FILE, "clip.wav", "quiet.wav"]
     assert sf.info(str(folder / "clip.wav")).format == "WAV"
     assert read_captions(folder) == [
         ["file_name", "caption_1", "caption_2", "caption_3"],
@@ -204,9 +205,16 @@ def test_user_errors_exit_2_and_leave_nothing(built, cli, tmp_path):
     code, _, err = cli("data", "export", built, "--split", "evaluation", "--to", folder)
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+    # --overwrite replaces only a folder that LARB wrote: never the user's own
     code, _, err = cli("data", "export", built, "--split", "evaluation", "--to", folder, "--overwrite")
-    assert code == 0, err
-    assert not (folder / "keep.txt").exists() and (folder / CAPTIONS_FILE).is_file()
+    assert code == 2 and "only a folder that LARB wrote" in err
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+    (folder / "keep.txt").unlink()
+    folder.rmdir()
+    for _ in range(2):  # written, then replaced
+        code, _, err = cli("data", "export", built, "--split", "evaluation", "--to", folder, "--overwrite")
+        assert code == 0, err
+        assert (folder / CAPTIONS_FILE).is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".task")] == []
     with pytest.raises(LarbError, match="names an audio file: there is nothing to export"):
         export(_one_row(tmp_path / "captions-only", None), "s", tmp_path / "none")

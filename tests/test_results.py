@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from benchmark import __version__
+from benchmark.errors import LarbError
 from benchmark.results import build_record, result_schema, write_record
 from benchmark.scoring import score
 from benchmark.submission import read_ranking
@@ -81,7 +82,7 @@ def test_write_is_atomic(record, tmp_path, monkeypatch):
         raise OSError("simulated crash during rename")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(LarbError, match="simulated crash"):  # an OS fault is one user-facing error
         write_record(rec, target)
     assert target.read_text("utf-8") == "old result\n"
     assert [p.name for p in target.parent.iterdir()] == ["demo.json"]  # no temporary file left
