@@ -178,7 +178,7 @@ def test_a_reset_connection_is_a_clear_error_and_resumes(server, served_asset, m
             except StopIteration:
                 raise ConnectionResetError(104, "Connection reset by peer") from None
 
-        response.read = read
+        response.read = response.read1 = read  # the download reads with read1
         return response
 
     monkeypatch.setattr(urllib.request, "urlopen", reset_after_1000_bytes)
