@@ -48,6 +48,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -99,40 +100,73 @@ def published_file_name(url: str) -> str:
     return Path(urlparse(url).path).name
 
 
-_REGISTRY: dict[str, Asset] = {}
+ENTRY_POINT_GROUP = "larb.assets"
+
+
+class AssetRegistry:
+    """Assets by name: those declared through the `larb.assets` entry points ("module:attr" naming
+    a sequence of `Asset`s: LARB's own parts and outside packages alike), read once and lazily so
+    that listing them imports no torch, plus any registered at run time (`register`)."""
+
+    def __init__(self) -> None:
+        self._assets: dict[str, Asset] | None = None
+
+    def _loaded(self) -> dict[str, Asset]:
+        if self._assets is None:
+            self._assets = {}
+            for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                try:
+                    declared = point.load()
+                except ImportError:  # a part whose own imports are missing is not installed
+                    continue
+                for asset in declared:
+                    self.add(asset)
+        return self._assets
+
+    def add(self, asset: Asset) -> Asset:
+        """Add an asset; a second asset with the same name or mirror file name is a bug."""
+        known = self._loaded()
+        if asset.name in known and known[asset.name] != asset:
+            raise ValueError(f"asset {asset.name!r} registered twice with different contents")
+        for other in known.values():
+            if other.name != asset.name and other.file_name == asset.file_name:
+                raise ValueError(
+                    f"assets {other.name!r} and {asset.name!r} share the mirror file name "
+                    f"{asset.file_name!r}; declare a distinct file_name")
+        known[asset.name] = asset
+        return asset
+
+    def remove(self, name: str) -> None:
+        """Forget an asset registered at run time (a test's own)."""
+        self._loaded().pop(name, None)
+
+    def get(self, name: str) -> Asset:
+        try:
+            return self._loaded()[name]
+        except KeyError:
+            raise LarbError(f"unknown asset {name!r}.",
+                            fix="run 'larb assets list' to see the registered ones.") from None
+
+    def all(self) -> list[Asset]:
+        return sorted(self._loaded().values(), key=lambda a: a.name)
+
+
+REGISTRY = AssetRegistry()
 
 
 def register(asset: Asset) -> Asset:
-    """Add an asset; a second asset with the same name or mirror file name is a bug."""
-    if asset.name in _REGISTRY and _REGISTRY[asset.name] != asset:
-        raise ValueError(f"asset {asset.name!r} registered twice with different contents")
-    for other in _REGISTRY.values():
-        if other.name != asset.name and other.file_name == asset.file_name:
-            raise ValueError(
-                f"assets {other.name!r} and {asset.name!r} share the mirror file name "
-                f"{asset.file_name!r}; declare a distinct file_name")
-    _REGISTRY[asset.name] = asset
-    return asset
+    """Add an asset at run time (declare a package's assets through the entry point instead)."""
+    return REGISTRY.add(asset)
 
 
 def get(name: str) -> Asset:
     """The registered asset called `name`."""
-    _load_builtin_assets()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise LarbError(f"unknown asset {name!r}.", fix="run 'larb assets list' to see the registered ones.")
+    return REGISTRY.get(name)
 
 
 def registered() -> list[Asset]:
     """All registered assets, sorted by name."""
-    _load_builtin_assets()
-    return sorted(_REGISTRY.values(), key=lambda a: a.name)
-
-
-def _load_builtin_assets() -> None:
-    # The task registry declares the ground-truth assets; importing it registers them.
-    import benchmark.tasks  # noqa: F401
+    return REGISTRY.all()
 
 
 def cache_dir() -> Path:

@@ -24,28 +24,9 @@ from benchmark.groundtruth import audiocaps_file_name
 from datasets_builders import fetchjobs, sources, youtube
 from datasets_builders.audio import AUDIO_SUFFIXES
 from datasets_builders.base import LarbBuilder, Option
-from datasets_builders.sources import Remote
+from datasets_builders.remotes import AUDIOCAPS_CAPTIONS as CAPTIONS
 from datasets_builders.tables import read_text
 
-_RAW = "https://raw.githubusercontent.com/cdjkim/audiocaps/master/{}"
-
-# (version, split) -> captions CSV. md5s computed on the repository's files (no official ones);
-# 2.0 train.csv was edited upstream in Oct 2025 and is not pinned: its sha256 is logged.
-CAPTIONS: dict[tuple[str, str], Remote] = {
-    ("1", "train"): sources.declare("audiocaps-v1/train-captions", _RAW.format("dataset/train.csv"),
-                                    "md5:be909c34c4aa154f53acab960a1e998b", description="AudioCaps v1 train"),
-    ("1", "val"): sources.declare("audiocaps-v1/val-captions", _RAW.format("dataset/val.csv"),
-                                  "md5:29adf3a58afc406fa3a9bd785e20db51", description="AudioCaps v1 val"),
-    ("1", "test"): sources.reuse("audiocaps-v1/test-captions"),
-    ("2.0", "train"): sources.declare("audiocaps-2.0/train-captions", _RAW.format("dataset2.0/train.csv"), None,
-                                      file_name="audiocaps2.0_train.csv"),
-    ("2.0", "val"): sources.declare("audiocaps-2.0/val-captions", _RAW.format("dataset2.0/val.csv"),
-                                    "md5:b319beea34769896c80399b14befdf8a", file_name="audiocaps2.0_val.csv",
-                                    description="AudioCaps 2.0 val"),
-    ("2.0", "test"): sources.declare("audiocaps-2.0/test-captions", _RAW.format("dataset2.0/test.csv"),
-                                     "md5:11f06bd97a512e62d7907d724c76e7c3", file_name="audiocaps2.0_test.csv",
-                                     description="AudioCaps 2.0 test"),
-}
 HEADER = ["audiocap_id", "youtube_id", "start_time", "caption"]
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 

@@ -16,7 +16,6 @@ name on disk), and `clotho_audio_test.7z` and `retrieval_audio.7z` both extracti
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,55 +25,9 @@ from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
 from datasets_builders.base import LarbBuilder
-from datasets_builders.sources import Remote
+from datasets_builders.remotes import CLOTHO as SOURCES
+from datasets_builders.remotes import SplitSource
 from datasets_builders.tables import read_rows, wide_captions
-
-_ZENODO = "https://zenodo.org/records/{}/files/{}?download=1"
-
-
-def _zenodo(record: int, name: str, md5: str, what: str) -> Remote:
-    return sources.declare(f"clotho-v2.1/{name}", _ZENODO.format(record, name), f"md5:{md5}", description=what)
-
-
-@dataclass(frozen=True)
-class SplitSource:
-    """The official files of one split and the folder(s) its archive extracts to."""
-
-    audio: Remote | None
-    folders: tuple[str, ...]
-    captions: Remote | None = None
-    metadata: Remote | None = None
-    delimiter: str = ","
-
-
-SOURCES: dict[str, SplitSource] = {
-    "development": SplitSource(
-        _zenodo(4783391, "clotho_audio_development.7z", "c8b05bc7acdb13895bb3c6a29608667e", "Clotho v2.1 dev audio"),
-        ("development",), sources.reuse("clotho-v2.1/captions-development"),
-        _zenodo(4783391, "clotho_metadata_development.csv", "170d20935ecfdf161ce1bb154118cda5", "dev metadata")),
-    "validation": SplitSource(
-        _zenodo(4783391, "clotho_audio_validation.7z", "7dba730be08bada48bd15dc4e668df59", "Clotho v2.1 val audio"),
-        ("validation",), sources.reuse("clotho-v2.1/captions-validation"),
-        _zenodo(4783391, "clotho_metadata_validation.csv", "2e010427c56b1ce6008b0f03f41048ce", "val metadata")),
-    "evaluation": SplitSource(
-        _zenodo(4783391, "clotho_audio_evaluation.7z", "4569624ccadf96223f19cb59fe4f849f", "Clotho v2.1 eval audio"),
-        ("evaluation",), sources.reuse("clotho-v2.1/captions-evaluation"),
-        _zenodo(4783391, "clotho_metadata_evaluation.csv", "13946f054d4e1bf48079813aac61bf77", "eval metadata")),
-    "captioning_test": SplitSource(
-        _zenodo(3865658, "clotho_audio_test.7z", "9b3fe72560a621641ff4351ba1154349", "DCASE 2021 AAC test audio"),
-        ("test",), None,
-        _zenodo(3865658, "clotho_metadata_test.csv", "52f8ad01c229a310a0ff8043df480e21", "AAC test metadata"),
-        delimiter=";"),
-    "captioning_analysis": SplitSource(
-        _zenodo(6610709, "clotho_analysis_2022.zip", "7e8fa4762cc3a7c5546606680b958d08", "DCASE 2022 analysis"),
-        ("clotho_analysis",)),
-    "retrieval_audio": SplitSource(
-        _zenodo(6590983, "retrieval_audio.7z", "24102395fd757c462421a483fba5c407", "DCASE 2022 6b eval audio"),
-        ("test_retrieval_audio", "retrieval_audio", "test"), None,
-        _zenodo(6590983, "retrieval_audio_metadata.csv", "1301db07acbf1e4fabc467eb54e0d353", "6b eval metadata")),
-    "retrieval_captions": SplitSource(
-        None, (), _zenodo(6590983, "retrieval_captions.csv", "f9e810118be00c64ea8cd7557816d4fe", "6b eval captions")),
-}
 
 # Names in retrieval_audio_metadata.csv whose ":" became "_" in the archive (Zenodo v2.1 notes).
 RETRIEVAL_RENAMES = {

@@ -22,26 +22,10 @@ from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
 from datasets_builders.base import LarbBuilder
-from datasets_builders.sources import Remote
+from datasets_builders.remotes import MACS_ANNOTATIONS as ANNOTATIONS
+from datasets_builders.remotes import MACS_COMPETENCE as COMPETENCE
+from datasets_builders.remotes import TAU_AUDIO, TAU_META
 from datasets_builders.tables import read_text
-
-_ZENODO = "https://zenodo.org/records/{}/files/{}?download=1"
-_TAU = "TAU-urban-acoustic-scenes-2019-development"
-
-
-def _zenodo(record: int, name: str, md5: str) -> Remote:
-    return sources.declare(f"macs/{name}", _ZENODO.format(record, name), f"md5:{md5}")
-
-
-ANNOTATIONS = _zenodo(5114771, "MACS.yaml", "23fcb2ebd0b109094034ef9e87972256")
-COMPETENCE = _zenodo(5114771, "MACS_competence.csv", "4dfe9f951f0af9f29cb7952ec030370a")
-LICENSE_FILE = _zenodo(5114771, "LICENSE.txt", "d3086f4517cccc32c1bb3a081b07cfa1")
-TAU_META = _zenodo(2589280, f"{_TAU}.meta.zip", "09782f2097e4735687af73c44919329c")
-TAU_AUDIO = [_zenodo(2589280, f"{_TAU}.audio.{part}.zip", md5) for part, md5 in (
-    (1, "aca4ebfd9ed03d5f747d6ba8c24bc728"), (2, "c4f170408ce77c8c70c532bf268d7be0"),
-    (3, "c7214a07211f10f3250290d05e72c37e"), (9, "3c32a693a6b111ffb957be3c1dd22e9b"),
-    (10, "0ffbf60006da520cc761fb74c878b98b"), (11, "599055d93b4c11057c29be2df54538d4"),
-    (12, "98b8d162ff3665695c4c910e6c372cc8"), (13, "a356c08b1a5a21d433eba37ef87587f4"))]
 
 
 def read_annotations(path: Path) -> list[dict[str, Any]]:

@@ -10,9 +10,10 @@ finds a local copy, in this order:
 3. the official URL (through `$LARB_URL_REWRITE`), resumed after an interruption: verified,
    and a download that does not match is set aside, never used.
 
-Pinned remotes are also registered in the harness's asset registry (so `larb assets list`
-and the mirror conventions cover them); files the harness already registers, such as the
-Clotho captions CSVs, are reused under the harness's asset name.
+Pinned remotes are declared in `datasets_builders.remotes`, which the harness's asset registry
+reads (so `larb assets list` and the mirror conventions cover them without importing
+`datasets`); files the harness already declares, such as the Clotho captions CSVs, are reused
+under the harness's asset name.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark import assets
+from benchmark import assets, task_assets
 from benchmark.assets import Asset, published_file_name
 from benchmark.errors import LarbError
 from datasets_builders import urls
@@ -45,6 +46,7 @@ class Remote:
     checksum: str | None
     file_name: str = ""
     asset_name: str = ""
+    description: str = ""
 
     def __post_init__(self) -> None:
         if not self.file_name:
@@ -54,20 +56,30 @@ class Remote:
     def expected(self) -> str | None:
         return CHECKSUM_OVERRIDES.get(self.file_name, self.checksum)
 
+    def asset(self) -> Asset | None:
+        """The harness asset of a pinned remote (None when nothing pins it)."""
+        if not self.checksum:
+            return None
+        return Asset(self.asset_name, self.url, self.checksum, file_name=self.file_name, description=self.description)
+
 
 def declare(asset_name: str, url: str, checksum: str | None, *, file_name: str = "",
             description: str = "") -> Remote:
-    """A remote file; pinned ones are registered as harness assets under `asset_name`."""
-    remote = Remote(url, checksum, file_name, asset_name)
-    if checksum:
-        assets.register(Asset(asset_name, url, checksum, file_name=remote.file_name, description=description))
-    return remote
+    """A remote file, known as the harness asset `asset_name` when it is pinned."""
+    return Remote(url, checksum, file_name, asset_name, description)
 
 
 def reuse(asset_name: str) -> Remote:
-    """A file the harness already registers (e.g. a ground-truth CSV), under its asset name."""
-    asset = assets.get(asset_name)
+    """A file the harness already declares (e.g. a ground-truth CSV), under its asset name."""
+    asset = task_assets.declared(asset_name)
     return Remote(asset.url, asset.checksum, asset.file_name, asset.name)
+
+
+def pinned_assets(remotes: Iterable[Remote | None]) -> tuple[Asset, ...]:
+    """The harness assets of the pinned remotes, in order, each once; reused ones are left to the harness."""
+    own = {r.asset_name: r.asset() for r in remotes if r is not None and r.checksum}
+    harness = {a.name for a in task_assets.ASSETS}
+    return tuple(asset for name, asset in own.items() if asset is not None and name not in harness)
 
 
 def checksum_of(path: Path, algorithm: str) -> str:

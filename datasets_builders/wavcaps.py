@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,55 +24,14 @@ from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
 from datasets_builders.base import LarbBuilder, Option
+from datasets_builders.remotes import WAVCAPS_BLACKLISTS as BLACKLISTS
+from datasets_builders.remotes import WAVCAPS_SUBSETS as SUBSETS
+from datasets_builders.remotes import Subset, hub_url
 from datasets_builders.sources import Remote
 from datasets_builders.splitzip import ZipFormatError, count_parts, split_parts
 
 log = logging.getLogger("larb.data")
 
-REPO_ID = "cvssp/WavCaps"
-REVISION = "0930ec11ded28fa0eaa910fde2f6fc3538acbeac"  # main on 2023-07-06 (all FreeSound parts present)
-
-
-def hub_url(path: str) -> str:
-    """The official download URL of a file of the repository at the pinned revision."""
-    from huggingface_hub import hf_hub_url
-
-    return hf_hub_url(REPO_ID, path, repo_type="dataset", revision=REVISION, endpoint="https://huggingface.co")
-
-
-def _hub(path: str, checksum: str | None, what: str = "") -> Remote:
-    return sources.declare(f"wavcaps/{path}", hub_url(path), checksum, description=what)
-
-
-@dataclass(frozen=True)
-class Subset:
-    folder: str          # the folder name on the Hub
-    json: Remote
-    blacklist_key: str   # the blacklist entry that applies ("" for none)
-    split_archive: bool  # X.z01 ... X.zip
-
-
-SUBSETS: dict[str, Subset] = {
-    "freesound": Subset("FreeSound", _hub(
-        "json_files/FreeSound/fsd_final.json",
-        "sha256:4499ada1a7a76666695d880feb298f557efb3aa8af3b57fd9b713c75319ff53f", "WavCaps FreeSound JSON"),
-        "FreeSound", True),
-    "bbc_sound_effects": Subset("BBC_Sound_Effects", _hub("json_files/BBC_Sound_Effects/bbc_final.json", None),
-                                "", True),
-    "soundbible": Subset("SoundBible", _hub("json_files/SoundBible/sb_final.json",
-                                            "md5:ec4118b8bd25eee90163de75aee52b93", "WavCaps SoundBible JSON"),
-                         "", False),
-    "audioset_sl": Subset("AudioSet_SL", _hub("json_files/AudioSet_SL/as_final.json", None), "AudioSet", True),
-}
-
-BLACKLISTS: dict[str, Remote] = {
-    "exclude_test_ac": _hub("json_files/blacklist/blacklist_exclude_test_ac.json",
-                            "md5:240dc55ef9f122078fdf8217dcd21b9d", "Clotho val+eval, AudioCaps val+test"),
-    "exclude_all_ac": _hub("json_files/blacklist/blacklist_exclude_all_ac.json",
-                           "md5:cd9c307d2d3c0bd013d7700daf93f4c1", "all of Clotho and AudioCaps"),
-    "exclude_ub8k_esc50_vggsound": _hub("json_files/blacklist/blacklist_exclude_ub8k_esc50_vggsound.json",
-                                        "md5:da146f5e4354287e49e8e92a39a2652a", "UrbanSound8K, ESC-50, VGGSound"),
-}
 
 _TEXT_FIELDS = ("title", "description", "author", "href", "download_link")
 

@@ -25,12 +25,9 @@ from benchmark.errors import LarbError
 from datasets_builders import fetchjobs, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
 from datasets_builders.base import LarbBuilder, Option
+from datasets_builders.remotes import WAVTEXT5K_TABLE as CSV
 from datasets_builders.tables import read_rows
 
-CSV = sources.declare(
-    "wavtext5k/table",
-    "https://raw.githubusercontent.com/microsoft/WavText5K/7f1243befcba524009655747f5088b1573b7db95/WavText5K.csv",
-    "md5:47a0e93f50001ce004ee8afb39fc6266", description="the WavText5K table (4525 rows)")
 COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
 CAPTION_MODES = ("title_description", "title", "description")
 _HTML_ITEM = re.compile(r"<li\b.*?</li>\s*,\s*", re.DOTALL)

@@ -103,7 +103,7 @@ def make_asset():
 
     yield make
     for name in names:
-        assets._REGISTRY.pop(name, None)
+        assets.REGISTRY.remove(name)
 
 
 @pytest.fixture
@@ -297,3 +297,24 @@ def test_assets_list_prints_every_asset(run_cli):
     rows = json.loads(out)
     assert rows == assets.describe(registered)
     assert set(rows[0]) == {"name", "url", "checksum", "mirror file"}
+
+
+def test_assets_list_shows_every_part_without_importing_torch_or_datasets():
+    """The registry reads the `larb.assets` declarations, which import neither torch nor datasets."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys, io, contextlib\n"
+            "from benchmark.cli import main\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    main(['assets', 'list', '--json'])\n"
+            "print(json.dumps({'names': [r['name'] for r in json.loads(out.getvalue())],\n"
+            "                  'heavy': sorted(m for m in ('torch', 'datasets') if m in sys.modules)}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    report = json.loads(done.stdout)
+    assert report["heavy"] == []
+    for name in ("clotho-v2.1/captions-evaluation", "efficientat/mn04_as", "sentence-transformers/all-MiniLM-L6-v2",
+                 "panns/cnn14", "passt/passt_s_swa_p16_128_ap476", "clotho-v2.1/clotho_audio_evaluation.7z",
+                 "wavtext5k/table", "macs/MACS.yaml"):
+        assert name in report["names"]

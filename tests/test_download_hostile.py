@@ -170,7 +170,7 @@ def make_asset(cache: Path) -> Iterator[Callable[[str], tuple[Asset, Path]]]:
 
     yield make
     for asset, cached in made:
-        assets._REGISTRY.pop(asset.name, None)
+        assets.REGISTRY.remove(asset.name)
         assert_sane(cached)
 
 

@@ -19,25 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines import assets as declared
 from baselines.encoders.audio_frontend import LogmelFilterBank, Spectrogram, load_strict, read_checkpoint
-from benchmark.assets import Asset, fetch, register
+from benchmark.assets import Asset, fetch
 from benchmark.errors import LarbError
 
 SAMPLE_RATE = 32_000
 N_CLASSES = 527
 
-_ZENODO = "https://zenodo.org/record/3987831/files/{}?download=1"
-# The MD5s Zenodo publishes for record 3987831 (as pinned by e.g. Labbeti/dcase2022task6a nn/urls.py).
-CNN14_ASSET = register(Asset(
-    "panns/cnn14", _ZENODO.format("Cnn14_mAP%3D0.431.pth"), "md5:541141fa2ee191a88f24a3219fff024e",
-    file_name="Cnn14_mAP=0.431.pth", description="PANNs Cnn14, AudioSet mAP .431"))
-RESNET38_ASSET = register(Asset(
-    "panns/resnet38", _ZENODO.format("ResNet38_mAP%3D0.434.pth"), "md5:bf12f36aaabac4e0855e22d3c3239c1b",
-    file_name="ResNet38_mAP=0.434.pth", description="PANNs ResNet38, AudioSet mAP .434"))
-WAVEGRAM_LOGMEL_CNN14_ASSET = register(Asset(
-    "panns/wavegram-logmel-cnn14", _ZENODO.format("Wavegram_Logmel_Cnn14_mAP%3D0.439.pth"),
-    "md5:17fa9ab65af3c0eb5ffbc5f65552c4e1", file_name="Wavegram_Logmel_Cnn14_mAP=0.439.pth",
-    description="PANNs Wavegram-Logmel-Cnn14, AudioSet mAP .439"))
+# The pretrained checkpoints, declared with the other baseline assets (listed without torch).
+CNN14_ASSET = declared.PANNS_CNN14
+RESNET38_ASSET = declared.PANNS_RESNET38
+WAVEGRAM_LOGMEL_CNN14_ASSET = declared.PANNS_WAVEGRAM_LOGMEL_CNN14
 
 
 class ConvBlock(nn.Module):

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines import assets as declared
 from baselines.encoders.audio_frontend import load_strict, read_checkpoint
 from baselines.encoders.efficientat_mel import EfficientATMel
-from benchmark.assets import Asset, fetch, register
+from benchmark.assets import Asset, fetch
 from benchmark.errors import LarbError
 
 SAMPLE_RATE = 32_000
@@ -70,14 +71,9 @@ VARIANT_URLS = {
     "passt_s_f128_30sec_p16_s10_ap473_swa": "https://github.com/kkoutini/PaSST/releases/download/v0.0.5/"
                                             "passt-s-f128-30sec-p16-s10-ap.473-swa.pt",
 }
-# Only the default's checksum could be pinned (sha256 of the release file, 344 665 734 bytes, as
-# recorded independently by several projects); the other variants load from a local `checkpoint`.
-ASSETS: dict[str, Asset] = {
-    DEFAULT_VARIANT: register(Asset(
-        "passt/passt_s_swa_p16_128_ap476", VARIANT_URLS[DEFAULT_VARIANT],
-        "sha256:302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c",
-        description="PaSST-S, stride 10, SWA, AudioSet mAP .476 (Apache-2.0)")),
-}
+# Only the default's checksum could be pinned (see baselines.assets); the other variants load
+# from a local `checkpoint`.
+ASSETS: dict[str, Asset] = {DEFAULT_VARIANT: declared.PASST_S_SWA}
 
 
 class Attention(nn.Module):
