@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 
 from baselines.assets import available_offline
-from baselines.finetune import make_optimizer
 from baselines.spec import BaselineSpec
+from baselines.train.schedules import make_optimizer
 
 Status = Literal["ok", "FAIL", "info"]
 _STEPS = 10
@@ -101,7 +101,8 @@ def _training_checks(system, synthetic, config: dict[str, Any]) -> list[CheckRes
     losses = [step()]
     missing = [name for name, p in head.named_parameters()
                if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.any())]
-    results = [_check(not missing, "gradients reach every trainable parameter" + (f" (not: {missing})" if missing else ""),
+    reach = "gradients reach every trainable parameter" + (f" (not: {missing})" if missing else "")
+    results = [_check(not missing, reach,
                       "do not detach the trainable path; make every trainable module take part in forward().")]
     while len(losses) <= _STEPS or (losses[-1] >= losses[0] and len(losses) <= _MAX_STEPS):
         optimizer.step()

@@ -32,9 +32,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from baselines.config import apply_overrides
-    from baselines.registry import BASELINES, get_baseline
+    from baselines.registry import all_baselines, get_baseline
 
-    specs = [get_baseline(name) for name in args.names] if args.names else list(BASELINES.values())
+    specs = [get_baseline(name) for name in args.names] if args.names else all_baselines()
     declarations = [spec.declaration(apply_overrides(spec.defaults, args.overrides)) for spec in specs]
     if args.json:
         print(json.dumps(declarations, indent=1))
@@ -84,7 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from baselines.ensemble import members_from_arguments, run_models
+    from baselines.runner import members_from_arguments, run_models
 
     folder = run_models(members_from_arguments(args.members), args.task, Path(args.output), args.method,
                         args.overrides)

@@ -65,7 +65,7 @@ class EmbeddingCache:
             if loaded is None:
                 set_aside(shard)
                 continue
-            self._vectors.update(zip(*loaded))
+            self._vectors.update(zip(*loaded, strict=True))
 
     def _read_shard(self, shard: Path) -> tuple[list[str], np.ndarray] | None:
         """A shard's (keys, vectors) when it is whole and sane, else None (it is then recomputed)."""
@@ -113,7 +113,7 @@ class EmbeddingCache:
         data = buffer.getvalue()
         atomic_write_bytes(self.folder / f"shard-{hashlib.sha256(data).hexdigest()}.npz", data)
         self.width = vectors.shape[1]
-        self._vectors.update(zip(keys, vectors))
+        self._vectors.update(zip(keys, vectors, strict=True))
 
 
 def set_aside(shard: Path) -> None:

@@ -1,20 +1,50 @@
-"""The registered baselines, by name (`larb baseline list`)."""
+"""The registered baselines, by name (`larb baseline list`): declarations loaded when asked for.
+
+Every baseline, LARB's own and an outside package's alike, is an entry point of the group
+`larb.baselines`: its name and `"module:attr"` naming a `BaselineSpec`. Nothing is imported
+until a baseline is used, so asking for one imports its module alone, and the registry imports
+no model (which is what keeps `models -> ... -> registry` from closing a loop).
+"""
 
 from __future__ import annotations
 
-from baselines.models import clap_cnn14_htsat, panns_sbert, passt_distilled, passt_mpnet_tags
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+
 from baselines.spec import BaselineSpec
 from benchmark.errors import LarbError
 
-_SPECS = (passt_mpnet_tags.SPEC, *panns_sbert.SPECS, clap_cnn14_htsat.SPEC, passt_distilled.SPEC)
-BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in _SPECS}
-if len(BASELINES) != len(_SPECS):
-    raise ValueError("two registered baselines share a name")
+ENTRY_POINT_GROUP = "larb.baselines"
+
+
+@cache
+def _declared() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in found and found[point.name].value != point.value:
+            raise ValueError(f"two packages declare the baseline {point.name!r}: {found[point.name].value} "
+                             f"and {point.value}")
+        found[point.name] = point
+    return found
+
+
+def baseline_names() -> list[str]:
+    """The names of every declared baseline, sorted."""
+    return sorted(_declared())
 
 
 def get_baseline(name: str) -> BaselineSpec:
-    try:
-        return BASELINES[name]
-    except KeyError:
+    """The baseline called `name`, its module imported now."""
+    point = _declared().get(name)
+    if point is None:
         raise LarbError(f"unknown baseline {name!r}.",
-                        fix=f"use one of {sorted(BASELINES)} (see 'larb baseline list').") from None
+                        fix=f"use one of {baseline_names()} (see 'larb baseline list').")
+    spec = point.load()
+    if not isinstance(spec, BaselineSpec) or spec.name != name:
+        raise ValueError(f"the entry point {name} = {point.value} is not the BaselineSpec named {name!r}")
+    return spec
+
+
+def all_baselines() -> list[BaselineSpec]:
+    """Every declared baseline (imports all their modules)."""
+    return [get_baseline(name) for name in baseline_names()]

@@ -1,4 +1,4 @@
-"""The two things a baseline does: train a head, and write a submission (one model or an ensemble).
+"""The two things a baseline does: train, and write a submission (one model or an ensemble).
 
 Used by `larb baseline train|run`, by `larb demo` and by the tests, so all three follow one path.
 """
@@ -9,13 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from baselines.config import apply_overrides, resolve_device
-from baselines.ensemble import Member, run_models
+from baselines.ensemble import METHODS
+from baselines.inference import LoadedMember, Member, load_member, rank
 from baselines.registry import get_baseline
 from baselines.run_record import write_run_record
 from baselines.spec import BaselineSpec
+from baselines.submission_writer import SubmissionInfo, check_submission_id, write_submission
 from baselines.task_features import concatenate, declared_training_data, require_text_to_audio
-from baselines.training import TrainResult, train
+from baselines.train import streamed
+from baselines.train.loop import TrainResult, train
 from benchmark.errors import LarbError
+from benchmark.metrics import K
 from benchmark.tasks import Task, get_task
 
 
@@ -43,8 +47,8 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     """Train on one task or on several joined (e.g. Clotho + AudioCaps + WavText5K), select on
     `val_task` (or on a held-out share of the training files).
 
-    Heads on cached features go through `training.train`; systems that fine-tune their encoders
-    bring their own loop (`system.fit`, see `baselines.finetune`)."""
+    Heads on cached features go through `train.loop.train`; systems that fine-tune their encoders
+    (`end_to_end`) through `train.streamed.fit`."""
     spec = name if isinstance(name, BaselineSpec) else get_baseline(name)
     config = apply_overrides(spec.defaults, overrides)
     tasks = _training_tasks(train_tasks)
@@ -61,10 +65,8 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         training_data += declared_training_data(validation)
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
     write_run_record(folder, spec, config, tasks, validation)
-    fit = getattr(system, "fit", None)
-    if fit is not None:
-        return fit(spec, train_features, val_features, training_data, folder, progress)
-    return train(spec, system, train_features, val_features, training_data, folder, progress)
+    loop = streamed.fit if system.end_to_end else train
+    return loop(spec, system, train_features, val_features, training_data, folder, progress)
 
 
 def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], output: Path,
@@ -74,3 +76,62 @@ def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], 
     spec = get_baseline(name)
     members = [Member(checkpoint=Path(c), baseline=spec) for c in checkpoints] or [Member(baseline=spec)]
     return run_models(members, task_name, output, "score-mean", overrides, progress)
+
+
+def _info(members: Sequence[LoadedMember], method: str) -> SubmissionInfo:
+    frozen: dict[str, int] = {}
+    trainable = 0
+    for m in members:
+        counts = m.spec.parameter_counts(m.system.config)
+        frozen.update(counts.frozen)  # pretrained parts shared by members are counted once
+        trainable += counts.trainable
+    names = [m.spec.system_name(m.system.config) for m in members]
+    parts = []
+    for name, m in zip(names, members, strict=True):
+        if not m.info["training_data"]:
+            parts.append(f"{name}: no training; frozen encoders only.")
+            continue
+        trained_on = ", ".join(f"{d['dataset']}/{d['split']}" for d in m.info["training_data"])
+        selected = m.info.get("validation", {}).get("val_mAP@10")
+        parts.append(f"{name}: trained on {trained_on}" + (f", epoch {m.info['epoch']} selected by validation "
+                                                           f"mAP@10 {selected:.4f}." if selected is not None else "."))
+    if len(members) > 1:
+        how = "mean of similarities" if method == "score-mean" else "mean of l2-normalised embeddings"
+        parts.insert(0, f"Ensemble ({method}: {how}) of {len(members)} models.")
+        unique = list(dict.fromkeys(names))
+        system = f"Ensemble of {len(members)} x {unique[0]}" if len(unique) == 1 else "Ensemble: " + " + ".join(unique)
+    else:
+        system = names[0]
+    papers = list(dict.fromkeys(m.spec.paper for m in members))
+    links = members[0].spec.links if len({m.spec.name for m in members}) == 1 else {}
+    return SubmissionInfo(system=system, description=" ".join(papers) + ". " + " ".join(parts), links=links,
+                          total_parameters=sum(frozen.values()) + trainable, trainable_parameters=trainable,
+                          training_data=[d for m in members for d in m.info["training_data"]],
+                          members=[m.info["source"] for m in members],
+                          baselines=tuple({"name": m.spec.name, "settings": {k: m.system.config[k]
+                                                                             for k in m.spec.model_keys}}
+                                          for m in members))
+
+
+def run_models(members: Sequence[Member], task_name: str | Path | Task, output: Path, method: str = "score-mean",
+               overrides: Sequence[str] = (), progress: bool = True) -> Path:
+    """Rank a task (id, folder or `Task`) with one model or an ensemble; write `output` as a submission."""
+    if not members:
+        raise LarbError("no model given.", fix="pass at least one checkpoint.")
+    if method not in METHODS:
+        raise LarbError(f"unknown ensemble method {method!r}.", fix=f"use one of {', '.join(METHODS)}.")
+    check_submission_id(output)
+    task = task_name if isinstance(task_name, Task) else get_task(str(task_name))
+    n_candidates = len(task.ground_truth.corpus)
+    if n_candidates < K:
+        raise LarbError(f"task {task.id} has {n_candidates} candidates; a ranking needs {K}.",
+                        fix=f"use a task with at least {K} candidates.")
+    loaded = [load_member(m, overrides, progress) for m in members]
+    indices = rank(loaded, task, method)
+    return write_submission(output, task, indices, _info(loaded, method), method)
+
+
+def members_from_arguments(arguments: Sequence[str]) -> list[Member]:
+    """`larb baseline ensemble` arguments: checkpoints (best.pt) or zero-shot baseline names."""
+    return [Member(checkpoint=Path(a)) if Path(a).suffix == ".pt" or Path(a).exists() else Member(baseline=a)
+            for a in arguments]

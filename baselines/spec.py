@@ -28,6 +28,7 @@ class System(Protocol):
 
     config: dict[str, Any]
     head: nn.Module
+    end_to_end: bool  # True: the streamed loop fine-tunes encoders inside the head; False: cached features
 
     @property
     def needs_training(self) -> bool: ...

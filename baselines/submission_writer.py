@@ -3,8 +3,8 @@
 `submissions/<id>/metadata.yaml` (validated against the harness's JSON Schema before anything
 is renamed into place) plus one ranking CSV, text-to-audio or audio-to-text. The metadata names
 the registered baseline and model settings of every member (`baselines`), which is how the
-leaderboard puts a reproduced run beside the figures its paper reported. The folder is built under a temporary name beside
-the target and swapped into its place, so a reader never sees half a submission; an existing
+leaderboard puts a reproduced run beside the figures its paper reported. The folder is built under
+a temporary name beside the target and swapped into its place, so a reader never sees half a submission; an existing
 folder is replaced only when LARB wrote it (`benchmark.output_folders`).
 """
 

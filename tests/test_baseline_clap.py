@@ -5,11 +5,11 @@ model trained on `demo-train` (as two tasks joined) ranked text-to-audio and aud
 from __future__ import annotations
 
 import csv
-import os
 import dataclasses
 import importlib.util
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -24,9 +24,10 @@ from baselines.check import contract_check
 from baselines.config import apply_overrides
 from baselines.encoders.audio_frontend import slaney_mel_filters
 from baselines.encoders.htsat import HTSAT_TEST, HTSAT_TINY, HtsatEncoder, htsat_module, load_htsat
-from baselines.ensemble import Member, run_models
-from baselines.finetune import train_model
+from baselines.inference import Member
 from baselines.models.clap_cnn14_htsat import DEFAULTS, SPEC, _cnn14
+from baselines.runner import run_models
+from baselines.runner import train_baseline as train_model
 from baselines.submission_writer import ranking_file_name
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
@@ -181,11 +182,11 @@ def split_task(task_id: str, folder: Path) -> list[Path]:
     task = get_task(task_id)
     gt = task.ground_truth
     captions: dict[str, list[str]] = {}
-    for qid, text in zip(gt.query_ids, gt.query_texts):
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
         captions.setdefault(next(iter(gt.relevance[qid])), []).append(text)
     halves = [folder / "first", folder / "second"]
     middle = len(gt.corpus) // 2
-    for half, names in zip(halves, (gt.corpus[:middle], gt.corpus[middle:])):
+    for half, names in zip(halves, (gt.corpus[:middle], gt.corpus[middle:]), strict=True):
         half.mkdir()
         width = max(len(captions[name]) for name in names)
         rows = [["file_name", *(f"caption_{k}" for k in range(1, width + 1))]]
@@ -201,7 +202,7 @@ def _a2t_demo():
     task = get_task("demo")
     gt = task.ground_truth
     captions: dict[str, list[str]] = {}
-    for qid, text in zip(gt.query_ids, gt.query_texts):
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
         captions.setdefault(next(iter(gt.relevance[qid])), []).append(text)
     return dataclasses.replace(task, ground_truth=captions_a2t([(name, captions[name]) for name in gt.corpus]))
 

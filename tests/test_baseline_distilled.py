@@ -12,13 +12,16 @@ from conftest import MIRROR, require_shared
 from test_baseline_panns_sbert import chance_map, harness_scores
 
 from baselines import checkpoint
+from baselines.audio.tiles import tile_mean
 from baselines.check import contract_check
 from baselines.config import apply_overrides
 from baselines.encoders.passt import Passt
-from baselines.ensemble import Member, run_models
-from baselines.finetune import tile_mean, train_model, warmup_cosine_factor
+from baselines.inference import Member
 from baselines.losses import distillation
 from baselines.models.passt_distilled import DEFAULTS, PASST_TEST, SPEC, PasstDistilled, PasstTiles
+from baselines.runner import run_models
+from baselines.runner import train_baseline as train_model
+from baselines.train.schedules import warmup_cosine_factor
 from benchmark.errors import LarbError
 
 TINY_CHECK = ["size=tiny", "text_encoder=tiny-roberta"]
@@ -61,7 +64,9 @@ def test_schedule_is_salsas_update_lr():
 
 
 def test_tiles_are_averaged_over_the_real_audio_only():
-    encode = lambda tiles: tiles[:, :1] * torch.ones(1, 3)
+    def encode(tiles: torch.Tensor) -> torch.Tensor:
+        return tiles[:, :1] * torch.ones(1, 3)
+
     waves = torch.arange(12.0).reshape(2, 6)  # two clips of three 2-sample tiles
     out = tile_mean(encode, waves, 2, torch.tensor([1.0, 0.4]))
     assert torch.allclose(out[0], torch.full((3,), (0 + 2 + 4) / 3))
@@ -114,7 +119,8 @@ def runs(tmp_path_factory):
         patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
         stage1 = train_model(SPEC, "demo-train", None, work / "stage1", DEMO, progress=False)
         stage2 = train_model(SPEC, "demo-train", None, work / "stage2",
-                             [*DEMO, "stage=2", f"distill_from={stage1.best_checkpoint}", "epochs=1", "lr=3e-4"], progress=False)
+                             [*DEMO, "stage=2", f"distill_from={stage1.best_checkpoint}", "epochs=1", "lr=3e-4"],
+                             progress=False)
         yield {"stage1": stage1, "stage2": stage2, "work": work}
 
 
@@ -161,7 +167,7 @@ def test_estimated_correspondences_are_the_members_mean_cosine(runs, monkeypatch
     assert len(system.teacher_audio) == 2 and system.teacher_audio[0].shape[0] == len(train.ground_truth.corpus)
     queries, clips = train.pairs()
     q, a = queries[:8], clips[:8]
-    teacher = torch.stack([ta[a] @ tt[q].T for ta, tt in zip(system.teacher_audio, system.teacher_text)])
+    teacher = torch.stack([ta[a] @ tt[q].T for ta, tt in zip(system.teacher_audio, system.teacher_text, strict=True)])
     for member in (system.teacher_audio + system.teacher_text):
         assert torch.allclose(member.norm(dim=1), torch.ones(len(member)), atol=1e-4)  # cosine similarities
     student = torch.nn.functional.normalize(torch.randn(8, 8), dim=-1)

@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch.nn.functional import normalize
 
-from baselines import training
 from baselines.config import apply_overrides
 from baselines.embedding_cache import EmbeddingCache, cached_extract
 from baselines.models.passt_mpnet_tags import DEFAULTS, SPEC, PasstMpnetTags, pellegrini_triplet
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
 from baselines.submission_writer import SubmissionInfo, write_submission
 from baselines.task_features import TaskFeatures
+from baselines.train import loop as training
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_t2a
 from benchmark.submission import read_ranking
@@ -100,7 +100,8 @@ def test_head_follows_the_paper_formula():
     tag_vector = normalize(torch.sigmoid(logits) @ normalize(tags, dim=-1), dim=-1)
     learned = normalize(head.projection(head.logit_norm(logits)), dim=-1)
     torch.testing.assert_close(audio, normalize(0.8 * learned + 0.2 * tag_vector, dim=-1))
-    centred = (sentences - sentences.mean(1, keepdim=True)) / torch.sqrt(sentences.var(1, unbiased=False, keepdim=True) + 1e-5)
+    spread = torch.sqrt(sentences.var(1, unbiased=False, keepdim=True) + 1e-5)
+    centred = (sentences - sentences.mean(1, keepdim=True)) / spread
     torch.testing.assert_close(text, normalize(centred, dim=-1))
 
 
@@ -216,7 +217,7 @@ def test_holdout_splits_by_audio_file():
     assert not set(train.ground_truth.corpus) & set(val.ground_truth.corpus)
     assert train.ground_truth.n_queries + val.ground_truth.n_queries == features.ground_truth.n_queries
     index = {name: i for i, name in enumerate(features.ground_truth.corpus)}
-    for name, row in zip(val.ground_truth.corpus, val.audio):
+    for name, row in zip(val.ground_truth.corpus, val.audio, strict=True):
         assert torch.equal(row, features.audio[index[name]])
 
 

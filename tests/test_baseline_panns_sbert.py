@@ -12,8 +12,8 @@ from conftest import MIRROR, require_shared
 from baselines.check import contract_check
 from baselines.config import apply_overrides
 from baselines.encoders import panns
-from baselines.ensemble import Member, run_models
-from baselines.finetune import SpecAugment, train_model
+from baselines.encoders.augment import SpecAugment
+from baselines.inference import Member
 from baselines.losses import LOSSES, same_audio_mask
 from baselines.models.panns_sbert import (
     DEFAULTS,
@@ -25,6 +25,8 @@ from baselines.models.panns_sbert import (
     PannsSbert,
     park_loss,
 )
+from baselines.runner import run_models
+from baselines.runner import train_baseline as train_model
 from baselines.submission_writer import ranking_file_name
 from benchmark.scoring import score
 from benchmark.submission import read_ranking

@@ -9,9 +9,10 @@ import yaml
 from conftest import MIRROR, require_shared
 from test_baseline_panns_sbert import chance_map, harness_scores, tiny_panns_run
 
-from baselines.ensemble import METHODS, Member, combine, run_models, t2a_view
+from baselines.ensemble import METHODS, combine
+from baselines.inference import Member, t2a_view
 from baselines.models import panns_sbert
-from baselines.runner import train_baseline
+from baselines.runner import run_models, train_baseline
 from baselines.submission_writer import SubmissionInfo, write_submission
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
@@ -54,7 +55,7 @@ def test_audio_to_text_view_inverts_the_relevance():
     a2t = dataclasses.replace(task, ground_truth=captions_a2t(rows))
     _, view = t2a_view(a2t)
     assert view.direction == "t2a" and view.corpus == ("a.wav", "b.wav")
-    relevance = {text: view.relevance[qid] for qid, text in zip(view.query_ids, view.query_texts)}
+    relevance = {text: view.relevance[qid] for qid, text in zip(view.query_ids, view.query_texts, strict=True)}
     assert relevance == {"a dog barks": {"a.wav": 1}, "a shared caption": {"a.wav": 1, "b.wav": 1},
                          "rain falls": {"b.wav": 1}}
 
@@ -115,7 +116,7 @@ def test_score_mean_ensemble_of_two_baselines(members, tmp_path, monkeypatch):
 
 
 def _loaded(members, *names):
-    from baselines.ensemble import load_member
+    from baselines.inference import load_member
 
     return [load_member(members[n], progress=False) for n in names]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from baselines.registry import BASELINES
+from baselines.registry import get_baseline
 from benchmark.reported import Reported, load_reported
 
 
@@ -61,7 +61,7 @@ def test_every_packaged_reproduce_link_names_registered_settings():
     assert {m["baseline"] for _, m in links} >= {"passt-mpnet-tags", "panns-sbert-cnn14", "clap-cnn14-htsat",
                                                  "passt-distilled"}
     for system, member in links:
-        spec = BASELINES[member["baseline"]]
+        spec = get_baseline(member["baseline"])
         settings = member.get("settings", {})
         assert set(settings) <= set(spec.model_keys), system
         config = {**spec.defaults, **settings}

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.encoders.audio_frontend import load_strict, read_checkpoint
-from baselines.finetune import SpecAugment
+from baselines.encoders.augment import SpecAugment
 from benchmark.errors import LarbError
 
 _PACKAGE = "larb_laion_clap_module"

@@ -129,7 +129,7 @@ class ResNetTrunk(nn.Module):
     def __init__(self, widths: tuple[int, ...], blocks: tuple[int, ...]) -> None:
         super().__init__()
         in_channels = widths[0]
-        for stage, (width, count) in enumerate(zip(widths, blocks)):
+        for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
             stride = 1 if stage == 0 else 2
             layers = [BasicBlock(in_channels, width, stride)]
             layers += [BasicBlock(width, width, 1) for _ in range(count - 1)]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from baselines import assets
-from baselines.audio_io import load_mono
+from baselines.audio.io import load_mono
 from baselines.embedding_cache import EmbeddingCache, cached_extract, file_sha256
 from benchmark.assets import get as get_asset
 from benchmark.errors import LarbError

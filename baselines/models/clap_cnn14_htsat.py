@@ -4,7 +4,8 @@ Training", arXiv 2209.14275). No official code or weights exist; this is a re-im
 - audio: concat(CNN14 embedding 2048, HTSAT embedding 768) -> projection to 1024. CNN14 is PANNs'
   (`baselines.encoders.panns`, Zenodo weights; PANNs' embedding = ReLU(fc1), as msclap's CLAP
   uses it), which is laion-clap's PANN-14 layer for layer (same keys, same embedding: tested);
-  LAION released no PANN-14 CLAP checkpoint, so the Zenodo AudioSet weights are the released ones; HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) with the audio branch
+  LAION released no PANN-14 CLAP checkpoint, so the Zenodo AudioSet weights are the released ones;
+  HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) with the audio branch
   of a released LAION-CLAP checkpoint (`630k-audioset-best.pt`);
 - front end (both encoders): log-mel, 64 bands, window 1024, hop 320, 50-8000 Hz, at 44.1 kHz;
   training: a random 20 s crop for CNN14 and, inside it, a random 10 s crop for HTSAT; evaluation:
@@ -35,6 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from baselines.audio.clips import ClipStore, synthetic_tones
+from baselines.audio.tiles import tile_mean
 from baselines.encoders.audio_frontend import LogmelFilterBank, Spectrogram
 from baselines.encoders.htsat import (
     CLAP_CHECKPOINT_URL,
@@ -45,16 +48,8 @@ from baselines.encoders.htsat import (
     load_htsat,
 )
 from baselines.encoders.text_towers import TextTower, build_text_tower, text_tower_spec, tokenize
-from baselines.finetune import (
-    E2E_DEFAULTS,
-    ClipStore,
-    EndToEndHead,
-    EndToEndSystem,
-    fixed_randomness,
-    synthetic_tones,
-    tile_mean,
-)
 from baselines.losses import clap_cross_entropy, same_audio_mask
+from baselines.models.end_to_end import E2E_DEFAULTS, EndToEndHead, EndToEndSystem, fixed_randomness
 from baselines.models.panns_sbert import ENCODERS, PannsBackbone, panns_tagger
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
@@ -188,7 +183,8 @@ class Clap(EndToEndSystem):
     def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         sim = audio.float() @ text.float().T
-        return clap_cross_entropy(sim, logit_scale=self.head.logit_scale, same_audio=same_audio_mask(audio_ids.tolist()))
+        same_audio = same_audio_mask(audio_ids.tolist())
+        return clap_cross_entropy(sim, logit_scale=self.head.logit_scale, same_audio=same_audio)
 
     def after_step(self, head: nn.Module) -> None:
         with torch.no_grad():

@@ -34,20 +34,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.audio.clips import ClipStore, synthetic_tones
 from baselines.embedding_cache import EmbeddingCache, cached_extract, file_sha256
 from baselines.encoders import panns
+from baselines.encoders.augment import SpecAugment
 from baselines.encoders.text import TextFeatures, text_encoder_spec
-from baselines.finetune import (
+from baselines.losses import LOSSES, same_audio_mask
+from baselines.models.end_to_end import (
     E2E_DEFAULTS,
-    ClipStore,
     EndToEndHead,
     EndToEndSystem,
-    SpecAugment,
     fixed_randomness,
-    synthetic_tones,
     trainable_parameter_count,
 )
-from baselines.losses import LOSSES, same_audio_mask
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.assets import Asset

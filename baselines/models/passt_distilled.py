@@ -38,18 +38,12 @@ import torch
 from torch import nn
 
 from baselines import checkpoint
+from baselines.audio.clips import ClipStore, synthetic_tones
+from baselines.audio.tiles import tile_mean
 from baselines.encoders.passt import VARIANT_URLS, VARIANTS, Passt, PasstConfig, load_passt
 from baselines.encoders.text_towers import POOLINGS, TextTower, build_text_tower, text_tower_spec, tokenize
-from baselines.finetune import (
-    E2E_DEFAULTS,
-    ClipStore,
-    EndToEndHead,
-    EndToEndSystem,
-    fixed_randomness,
-    synthetic_tones,
-    tile_mean,
-)
 from baselines.losses import distillation, ntxent, same_audio_mask
+from baselines.models.end_to_end import E2E_DEFAULTS, EndToEndHead, EndToEndSystem, fixed_randomness
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.errors import LarbError
@@ -195,7 +189,7 @@ class PasstDistilled(EndToEndSystem):
         if self.batch_teacher is None:
             raise LarbError("stage 2 learns estimated correspondences of the captions in each batch, which only "
                             "the end-to-end trainer supplies.",
-                            fix="train through baselines.finetune.train_model (system.fit).")
+                            fix="train it with larb baseline train (the streamed loop).")
         return self._stage2(sim, audio_ids, self.batch_teacher)
 
     def batch_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
@@ -203,7 +197,7 @@ class PasstDistilled(EndToEndSystem):
         if self.config["stage"] == 1 or not self.teacher_audio:
             return self.loss(audio, text, clips, generator)
         teacher = torch.stack([a[clips.to(a.device)] @ t[queries.to(t.device)].T
-                               for a, t in zip(self.teacher_audio, self.teacher_text)])
+                               for a, t in zip(self.teacher_audio, self.teacher_text, strict=True)])
         return self._stage2(self._similarity(audio, text), clips, teacher)
 
     def validation_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
@@ -232,8 +226,7 @@ class PasstDistilled(EndToEndSystem):
     def estimate_correspondences(self, train: TaskFeatures, progress: bool = True) -> None:
         """Every member embeds the training set (eval mode); their l2-normalised embeddings give the
         cosine similarity of any (audio, caption) pair of a batch."""
-        from baselines.ensemble import Member, load_member
-        from baselines.training import embed
+        from baselines.inference import Member, embed, load_member
 
         task = self._task_of(train)
         self.teacher_audio, self.teacher_text = [], []

@@ -68,6 +68,8 @@ def _validate(config: dict[str, Any]) -> None:
 class PasstMpnetTags:
     """Frozen tagger + frozen sentence encoder (both cached) + the trainable `TagsHead`."""
 
+    end_to_end = False  # trained by the cached-feature loop
+
     def __init__(self, config: dict[str, Any], head: TagsHead, tagger: TaggerFeatures | None = None,
                  text: TextFeatures | None = None) -> None:
         self.config = config

@@ -1,4 +1,4 @@
-"""Training a baseline's head on cached encoder outputs, on any device Accelerate offers.
+"""The cached-feature training loop: a baseline's head on cached encoder outputs, on any device Accelerate offers.
 
 CPU, one GPU (mixed precision) or several GPUs/nodes (`accelerate launch larb baseline train
 ...`): each process takes its slice of every global batch and DDP averages the gradients.
@@ -20,14 +20,12 @@ import torch
 from torch import nn
 
 from baselines import checkpoint
-from baselines.config import resolve_device
-from baselines.retrieval import top_k
+from baselines.inference import retrieval_map
 from baselines.spec import BaselineSpec, System
 from baselines.task_features import TaskFeatures
+from baselines.train.state import make_accelerator, restore, resume_state
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
-from benchmark.metrics import K, per_query_scores
-from benchmark.scoring import judgements_for
 
 # Settings a resumed run must share with the run it continues (epochs may grow: "train 20 more").
 TRAINING_KEYS = ("margin", "lr", "batch_size", "lr_factor", "lr_patience", "seed")
@@ -42,25 +40,6 @@ class TrainResult:
     @property
     def best(self) -> dict[str, Any]:
         return max(self.history, key=lambda record: record["val_mAP@10"])
-
-
-@torch.no_grad()
-def embed(head: nn.Module, features: TaskFeatures, device: torch.device | str = "cpu",
-          batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """(query embeddings, corpus embeddings) as float32 arrays, computed in batches."""
-    head.to(device).eval()
-    queries = [head.embed_text(features.text[i:i + batch].to(device)).float().cpu()
-               for i in range(0, len(features.text), batch)]
-    corpus = [head.embed_audio(features.audio[i:i + batch].to(device)).float().cpu()
-              for i in range(0, len(features.audio), batch)]
-    return torch.cat(queries).numpy(), torch.cat(corpus).numpy()
-
-
-def retrieval_map(head: nn.Module, features: TaskFeatures, device: torch.device | str = "cpu") -> float:
-    """mAP@10 of the head's top-10 ranking on `features`, by the harness's metric definitions."""
-    queries, corpus = embed(head, features, device)
-    _, ranking = top_k(queries, corpus, K)
-    return float(per_query_scores(ranking, judgements_for(features.ground_truth))["mAP@10"].mean())
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -78,53 +57,6 @@ def _mean_loss(system: System, head: nn.Module, audio: torch.Tensor, text: torch
             total += float(system.loss(audio_emb, text_emb, a, generator)) * len(q)
             count += len(q)
     return total / max(count, 1)
-
-
-def make_accelerator(config: dict[str, Any]):
-    """Accelerate on the configured device; fp16 autocast on a GPU unless `mixed_precision` says otherwise."""
-    from accelerate import Accelerator
-
-    device = resolve_device(config)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LarbError("device=cuda but no CUDA device is visible.", fix="use --set device=cpu (or auto).")
-    precision = config["mixed_precision"]
-    if precision == "auto":
-        precision = "fp16" if device == "cuda" else "no"
-    if precision not in ("no", "fp16", "bf16"):
-        raise LarbError(f"mixed_precision={precision!r} is not one of auto, no, fp16, bf16.",
-                        fix="use --set mixed_precision=auto.")
-    return Accelerator(cpu=device == "cpu", mixed_precision=precision)
-
-
-def resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any], training_data: list[dict[str, str]],
-                 keys: tuple[str, ...]) -> dict[str, Any] | None:
-    """`last.pt` of the run in this folder, or None; refused when the model keys, the training
-    `keys` or the training data differ from this run's."""
-    if not path.exists():
-        return None
-    state = checkpoint.load(path, spec.name)
-    keys = tuple(dict.fromkeys(spec.model_keys + keys))
-    changed = {k: (state["config"].get(k), config.get(k)) for k in keys if state["config"].get(k) != config.get(k)}
-    if state["training_data"] != training_data:
-        changed["training data"] = (state["training_data"], training_data)
-    if changed:
-        detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-        raise LarbError(f"this folder holds a run with other settings ({detail}).", path=path.parent,
-                        fix="pass a new --output folder, or the same --set values to resume.")
-    return state
-
-
-def restore(state: dict[str, Any] | None, head: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            accelerator, output: Path, progress: bool) -> list[dict[str, Any]]:
-    """Load a resumed run's weights, optimiser and scheduler; return its history ([] for a new run)."""
-    if state is None:
-        return []
-    head.load_state_dict(state["head"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if progress:
-        accelerator.print(f"resuming {output} after epoch {len(state['history'])}")
-    return state["history"]
 
 
 def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_features: TaskFeatures,

@@ -1,0 +1,1 @@
+"""Audio for the baselines: reading files, the clip store, crops and tiles."""

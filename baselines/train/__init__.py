@@ -1,0 +1,1 @@
+"""Training: the loops, their checkpoints and resume, optimisers and schedules."""
