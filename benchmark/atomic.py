@@ -77,7 +77,7 @@ def pid_alive(pid: int) -> bool:
 def remove_leftovers(path: Path) -> list[Path]:
     """Delete the temporary siblings of `path` that dead processes left; the ones removed."""
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp$")
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(path.parent.iterdir())
     except OSError:

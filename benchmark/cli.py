@@ -37,7 +37,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
     if args.queries:
         gt = get_task(args.queries).ground_truth
-        for qid, text in zip(gt.query_ids, gt.query_texts):
+        for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
             print(f"{qid}\t{text}")
         return 0
     rows = []
@@ -51,7 +51,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     headers = ["task", "version", "direction", "relevance", "queries", "candidates", "judgements",
                "ground truth sha256", "main metric"]
     if args.json:
-        print(json.dumps([dict(zip(headers, r)) for r in rows], indent=1))
+        print(json.dumps([dict(zip(headers, r, strict=True)) for r in rows], indent=1))
     else:
         print(tabulate(rows, headers=headers, disable_numparse=True))
     return 0

@@ -24,8 +24,8 @@ SAMPLE_RATE = 16_000
 CLIP_SECONDS = 3.0
 CAPTIONS_FILE = "captions.csv"
 
-# split name -> (number of clips, seed)
-SPLITS: dict[str, tuple[int, int]] = {"train": 240, "test": 60}
+# split name -> number of clips
+SPLITS: dict[str, int] = {"train": 240, "test": 60}
 _SEEDS = {"train": 20221, "test": 20222}
 
 _COUNT_WORDS = {1: ("once", "a single"), 2: ("twice", "two"), 3: ("three times", "three")}

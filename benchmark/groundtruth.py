@@ -58,7 +58,7 @@ class GroundTruth:
 
     @cached_property
     def queries_sha256(self) -> str:
-        return _sha256_lines([qid, text] for qid, text in zip(self.query_ids, self.query_texts))
+        return _sha256_lines([qid, text] for qid, text in zip(self.query_ids, self.query_texts, strict=True))
 
     @cached_property
     def corpus_sha256(self) -> str:

@@ -155,7 +155,7 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
         normalise_caption(name): i for i, name in enumerate(ground_truth.corpus)}
     query_pos = {qid: i for i, qid in enumerate(ground_truth.query_ids)}
     by_text: dict[str, list[str]] = {}
-    for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts):
+    for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts, strict=True):
         by_text.setdefault(normalise_caption(qtext) if t2a else qtext, []).append(qid)
 
     # strict: a stray or unclosed quote is an error, not a silently merged cell

@@ -51,6 +51,9 @@ class TaskSpec:
     main_metric: str = "mAP@10"
     # for generated tasks: makes the audio and returns its folder
     local_audio: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
+    # (dataset builder, split) whose build reproduces this task's ground truth: the one statement of
+    # which split backs which task; `larb data info`, `larb data groundtruth` and exports derive from it
+    built_from: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _caption_index(rows: Iterable[tuple[str, list[str]]]) -> dict[str, list[str]
     """caption text -> query ids holding it (Clotho ids)."""
     index: dict[str, list[str]] = {}
     gt = captions_t2a(rows)
-    for qid, text in zip(gt.query_ids, gt.query_texts):
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
         index.setdefault(text, []).append(qid)
     return index
 
@@ -220,40 +223,48 @@ for _spec in (
              "text-to-audio", "t2a", "single", ("clotho-v2.1/captions-evaluation",),
              _clotho("clotho-v2.1/captions-evaluation"),
              "0272fc75c48a1d244df4c9ac6a2e52c57da45d5e9a292de5e84cda251e29ac07", _CLOTHO_SOURCE,
-             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
+             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",),
+             built_from=("clotho", "evaluation")),
     TaskSpec("clotho-v2.1/evaluation-a2t", 1, "Clotho v2.1 evaluation, audio-to-text (all 5 captions relevant)",
              "a2t", "multi", ("clotho-v2.1/captions-evaluation",),
              _clotho("clotho-v2.1/captions-evaluation", captions_a2t),
-             "530f77205d30c85b3255e69cad9b5c9010937374d110c2cd86f1f2621f6b3137", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
+             "530f77205d30c85b3255e69cad9b5c9010937374d110c2cd86f1f2621f6b3137", _CLOTHO_SOURCE,
+             _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",), built_from=("clotho", "evaluation")),
     TaskSpec("clotho-v2.1/validation", 1, "Clotho v2.1 validation, text-to-audio", "t2a", "single",
              ("clotho-v2.1/captions-validation",), _clotho("clotho-v2.1/captions-validation"),
-             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("validation"), ("clotho-v2.1/validation",)),
+             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("validation"), ("clotho-v2.1/validation",),
+             built_from=("clotho", "validation")),
     TaskSpec("clotho-v2.1/development", 1, "Clotho v2.1 development, text-to-audio", "t2a", "single",
              ("clotho-v2.1/captions-development",), _clotho("clotho-v2.1/captions-development"),
-             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("development"), ("clotho-v2.1/development",)),
+             "", _CLOTHO_SOURCE, _CLOTHO_AUDIO.format("development"), ("clotho-v2.1/development",),
+             built_from=("clotho", "development")),
     TaskSpec("clotho-v2.1/evaluation-multi", 1, "Clotho v2.1 evaluation with the DCASE 2025 multi-positive "
              "annotations", "t2a", "multi",
              ("clotho-v2.1/captions-evaluation", "dcase2025/multi-positive-evaluation"),
              _clotho_multi_positive,
-             "4d470f4ef96a81fcf48332b43fa1328865103bbdd8861899c68fddce0362771e", "DCASE 2025 Task 6; CPJKU/dcase2025_task6_baseline",
+             "4d470f4ef96a81fcf48332b43fa1328865103bbdd8861899c68fddce0362771e",
+             "DCASE 2025 Task 6; CPJKU/dcase2025_task6_baseline",
              _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",)),
     TaskSpec("clotho-v2.1/evaluation-graded", 1, "Clotho v2.1 evaluation with TAU Audio-Text Graded "
              "Relevances 2023 (nDCG@10)", "t2a", "graded",
              ("clotho-v2.1/captions-evaluation", "tau-graded-2023/evaluation-queries",
               "tau-graded-2023/evaluation-relevances", "tau-graded-2023/evaluation-text",
               "tau-graded-2023/evaluation-audio-metadata"),
-             _clotho_graded, "8975229c176b17ce253c12a0f6a24f69e04a2244a9065f104e624ee1427f6ec9", "Xie et al., DCASE Workshop 2023; xieh97/retrieval-relevance-crowdsourcing",
+             _clotho_graded, "8975229c176b17ce253c12a0f6a24f69e04a2244a9065f104e624ee1427f6ec9",
+             "Xie et al., DCASE Workshop 2023; xieh97/retrieval-relevance-crowdsourcing",
              _CLOTHO_AUDIO.format("evaluation"), ("clotho-v2.1/evaluation",), main_metric="nDCG@10"),
     TaskSpec("audiocaps-v1/test", 1, "AudioCaps v1 test, text-to-audio (975 clips x 5 captions)", "t2a",
              "single", ("audiocaps-v1/test-captions",), _audiocaps_test,
              "f93afda312048c6a25f1a2296a0d57e00680f37bc6c0b98325c47fb659339861",
              "Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", "larb data build audiocaps --split test",
-             ("audiocaps-v1/test",)),
+             ("audiocaps-v1/test",), built_from=("audiocaps", "test")),
     TaskSpec("demo", 1, "Synthetic demo (generated, no download), held-out clips", "t2a", "single", (),
-             _demo("test"), "e54f8cb81740663cb8d89dd7e81017f9c2853fb4f2290f788dae502bf91ae63e", "generated by benchmark/demo_data.py", "generated automatically",
+             _demo("test"), "e54f8cb81740663cb8d89dd7e81017f9c2853fb4f2290f788dae502bf91ae63e",
+             "generated by benchmark/demo_data.py", "generated automatically",
              ("demo/test",), local_audio=lambda: demo_folder("test")),
     TaskSpec("demo-train", 1, "Synthetic demo (generated, no download), training clips", "t2a", "single", (),
-             _demo("train"), "3e501b3656987500899c38ddba2efaeb420bfb9febc755b072a34d8ffda90c10", "generated by benchmark/demo_data.py", "generated automatically",
+             _demo("train"), "3e501b3656987500899c38ddba2efaeb420bfb9febc755b072a34d8ffda90c10",
+             "generated by benchmark/demo_data.py", "generated automatically",
              ("demo/train",), local_audio=lambda: demo_folder("train")),
 ):
     _register(_spec)
@@ -330,10 +341,6 @@ def folder_task(folder: Path) -> Task:
 
 # Written by `larb data export` (datasets_builders.export) beside the captions CSV.
 EXPORT_MANIFEST = ".larb-export.json"
-# Builder names whose version is fixed by the builder, mapped to the dataset ids the tasks use.
-_TASK_DATASET_IDS = {"clotho": "clotho-v2.1"}
-
-
 def exported_split(folder: Path) -> tuple[str, ...]:
     """`("dataset/split",)` for a folder that `larb data export` completed, else `()`.
 
@@ -348,7 +355,22 @@ def exported_split(folder: Path) -> tuple[str, ...]:
     dataset, split = manifest.get("dataset"), manifest.get("split")
     if not (isinstance(dataset, str) and isinstance(split, str) and dataset and split and "/" not in dataset):
         return ()
-    return (f"{_TASK_DATASET_IDS.get(dataset, dataset)}/{split}",)
+    return (declared_split(dataset, split),)
+
+
+def tasks_built_from(builder: str, split: str) -> list[TaskSpec]:
+    """The registered tasks whose ground truth a build of `builder`'s `split` reproduces."""
+    return [spec for spec in TASKS.values() if spec.built_from == (builder, split)]
+
+
+def declared_split(builder: str, split: str) -> str:
+    """How training on a build of `builder`'s `split` is declared: as the evaluation data of the
+    task it backs (e.g. `clotho-v2.1/evaluation`, `audiocaps-v1/test`), so the leaderboard's †
+    sees through builds and exports; `builder/split` when it backs no task."""
+    for spec in tasks_built_from(builder, split):
+        if spec.evaluation_data:
+            return spec.evaluation_data[0]
+    return f"{builder}/{split}"
 
 
 def _is_captions_csv(folder: Path, path: Path) -> bool:

@@ -58,9 +58,10 @@ def excerpt(value: object) -> str:
 class _BudgetLoader(yaml.SafeLoader):
     """SafeLoader without timestamps, refusing documents whose aliases expand past the budget."""
 
-    def compose_document(self) -> yaml.Node:
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
-        _expanded_size(node, {}, YAML_NODES_LIMIT)
+        if node is not None:
+            _expanded_size(node, {}, YAML_NODES_LIMIT)
         return node
 
 

@@ -93,7 +93,6 @@ class AudioCapsBuilder(LarbBuilder):
         "version": datasets.Value("string"),
         "download_status": datasets.Value("string"),
     }
-    TASKS: ClassVar[dict[str, tuple[str, ...]]] = {"test": ("audiocaps-v1/test",)}
 
     def audio_folder(self) -> Path:
         return assets.cache_dir() / "audiocaps" / "audio"

@@ -3,8 +3,8 @@
 The builder writes into the LARB cache (`datasets/`); the result is saved into a hidden
 folder beside `--output` and swapped into place only when every split is written, so a
 failed or killed build leaves the old output (or none) as it was
-(`benchmark.output_folders`). `--overwrite` replaces only a folder that LARB wrote. Downloads and extractions are kept in the cache, so
-running the same command again after an interruption resumes from there.
+(`benchmark.output_folders`). `--overwrite` replaces only a folder that LARB wrote. Downloads
+and extractions are kept in the cache, so running the same command again after an interruption resumes from there.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from benchmark.errors import LarbError
+from benchmark.tasks import tasks_built_from
 from datasets_builders import DATASETS, builder_class
 
 EPILOG = """examples:
@@ -122,7 +123,8 @@ def describe(name: str) -> dict[str, object]:
             "citation": cls.CITATION, "splits": list(cls.SPLITS), "default_splits": list(cls.DEFAULT_SPLITS),
             "options": {k: {"default": o.default, "choices": list(o.choices), "help": o.help}
                         for k, o in cls.OPTIONS.items()},
-            "tasks": {split: list(tasks) for split, tasks in getattr(cls, "TASKS", {}).items()}}
+            "tasks": {split: [spec.id for spec in tasks_built_from(name, split)] for split in cls.SPLITS
+                      if tasks_built_from(name, split)}}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -175,15 +177,13 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
     import datasets
 
     from benchmark.tasks import TASKS
-    from datasets_builders.groundtruth import TASK_SOURCES, task_ground_truth
+    from datasets_builders.groundtruth import task_ground_truth, task_source
 
-    if args.task not in TASK_SOURCES:
-        raise LarbError(f"no built split feeds task {args.task!r}.", fix=f"choose one of {', '.join(TASK_SOURCES)}.")
+    _, split, _ = task_source(args.task)
     path = Path(args.path)
     if not (path / "dataset_dict.json").is_file():
         raise LarbError("not a folder written by 'larb data build --output'.", path=path,
                         fix="pass the --output folder of a build.")
-    split = TASK_SOURCES[args.task][1]
     result = datasets.load_from_disk(str(path))
     if split not in result:
         raise LarbError(f"the build has no {split} split.", path=path,

@@ -59,9 +59,6 @@ class ClothoBuilder(LarbBuilder):
     DEFAULT_SPLITS = ("development", "validation", "evaluation")
     EXTRA_FEATURES: ClassVar[dict[str, Any]] = {"keywords": datasets.List(datasets.Value("string")),
                       **{column: datasets.Value("string") for column in _METADATA_COLUMNS}}
-    # split -> harness tasks whose ground truth a built split reproduces
-    TASKS: ClassVar[dict[str, tuple[str, ...]]] = {"development": ("clotho-v2.1/development",), "validation": ("clotho-v2.1/validation",),
-             "evaluation": ("clotho-v2.1/evaluation", "clotho-v2.1/evaluation-a2t")}
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         source = SOURCES[split]

@@ -18,7 +18,8 @@ its ground truth is the one `datasets_builders.groundtruth` computes from the sp
 - All or nothing: everything is written into a hidden folder beside FOLDER
   (`.FOLDER.export-partial`), each audio file through a rename, `captions.csv` last and
   atomically, and the folder is swapped into the place of FOLDER at the end, so a failed or
-  killed export leaves FOLDER as it was. `--overwrite` replaces only a folder that LARB wrote. Running the same command again resumes an interrupted export: audio files
+  killed export leaves FOLDER as it was. `--overwrite` replaces only a folder that LARB wrote.
+  Running the same command again resumes an interrupted export: audio files
   already complete are kept. A `.larb-export.json` records what was exported (and is how a
   resume knows the partial folder came from the same split and options).
 """
@@ -185,7 +186,7 @@ def _write_audio(table, names: list[tuple[str | None, list[str]]], work: Path, s
     """Write every row's WAV file (keeping complete ones); the (name, captions) rows exported."""
     exported: list[tuple[str, list[str]]] = []
     audio = table.select_columns(["audio", "file_name"])
-    for index, ((name, _), record) in enumerate(zip(names, audio)):
+    for index, ((name, _), record) in enumerate(zip(names, audio, strict=True)):
         cell = record["audio"]
         data = cell.get("bytes") if isinstance(cell, dict) else None
         if name is None or not data:

@@ -10,23 +10,27 @@ import datasets
 
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth, audiocaps_t2a, captions_a2t, captions_t2a
+from benchmark.tasks import TASKS
 
-# task id -> (dataset, split, constructor kind)
-TASK_SOURCES: dict[str, tuple[str, str, str]] = {
-    "clotho-v2.1/evaluation": ("clotho", "evaluation", "t2a"),
-    "clotho-v2.1/evaluation-a2t": ("clotho", "evaluation", "a2t"),
-    "clotho-v2.1/validation": ("clotho", "validation", "t2a"),
-    "clotho-v2.1/development": ("clotho", "development", "t2a"),
-    "audiocaps-v1/test": ("audiocaps", "test", "audiocaps"),
-}
+
+def buildable_tasks() -> list[str]:
+    """The registered tasks that a built split reproduces (each declares its `built_from`)."""
+    return [task_id for task_id, spec in TASKS.items() if spec.built_from is not None]
+
+
+def task_source(task_id: str) -> tuple[str, str, str]:
+    """(dataset builder, split, constructor kind) of a buildable task."""
+    spec = TASKS.get(task_id)
+    if spec is None or spec.built_from is None:
+        raise LarbError(f"no built split feeds task {task_id!r}.", fix=f"choose one of {', '.join(buildable_tasks())}.")
+    dataset, split = spec.built_from
+    kind = "a2t" if spec.direction == "a2t" else "audiocaps" if dataset == "audiocaps" else "t2a"
+    return dataset, split, kind
 
 
 def task_ground_truth(split: datasets.Dataset, task_id: str) -> GroundTruth:
     """Ground truth of `task_id` from a built split (all its rows, available audio or not)."""
-    if task_id not in TASK_SOURCES:
-        raise LarbError(f"no built split feeds task {task_id!r}.",
-                        fix=f"choose one of {', '.join(TASK_SOURCES)}.")
-    dataset, split_name, kind = TASK_SOURCES[task_id]
+    dataset, split_name, kind = task_source(task_id)
     columns = split.column_names
     names = set(split.unique("dataset")) if "dataset" in columns else set()
     splits = set(split.unique("split")) if "split" in columns else set()
@@ -41,7 +45,7 @@ def task_ground_truth(split: datasets.Dataset, task_id: str) -> GroundTruth:
         table = split.select_columns(["audiocap_ids", "youtube_id", "start_time", "captions", "csv_lines"])
         rows = []
         for record in table:
-            for qid, caption, line in zip(record["audiocap_ids"], record["captions"], record["csv_lines"]):
+            for qid, caption, line in zip(record["audiocap_ids"], record["captions"], record["csv_lines"], strict=True):
                 rows.append((line, (qid, record["youtube_id"], record["start_time"], caption)))
         return audiocaps_t2a(row for _, row in sorted(rows))
     table = split.select_columns(["file_name", "captions"])

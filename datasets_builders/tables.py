@@ -45,7 +45,7 @@ def read_rows(path: Path, *, delimiter: str = ",", required: tuple[str, ...] = (
                 raise LarbError(f"expected {len(header)} cells, found {len(row)}.", path=path,
                                 line=reader.line_num, fix="restore the official file (a caption may have lost "
                                                           "its quotes).")
-            rows.append(dict(zip(header, row)))
+            rows.append(dict(zip(header, row, strict=True)))
     return rows
 
 

@@ -70,7 +70,7 @@ def bench_training_epoch() -> None:
     from baselines.models.passt_mpnet_tags import DEFAULTS, SPEC, PasstMpnetTags
     from baselines.models.tags_head import N_TAGS, TagsHead
     from baselines.task_features import TaskFeatures
-    from baselines.training import train
+    from baselines.train.loop import train
     from benchmark.groundtruth import captions_t2a
 
     generator = torch.Generator().manual_seed(0)
@@ -93,7 +93,8 @@ def bench_training_epoch() -> None:
     steps = -(-train_features.text.shape[0] // config["batch_size"])
     print(f"one training epoch of {SPEC.name} on cached features ({train_features.text.shape[0]:,} captions, "
           f"{CLOTHO_DEV_CLIPS:,} clips, D=768, batch {config['batch_size']}, {steps} steps) + validation on "
-          f"{val_features.text.shape[0]:,} captions: {seconds:.2f} s (train loss {result.history[0]['train_loss']:.4f})")
+          f"{val_features.text.shape[0]:,} captions: {seconds:.2f} s "
+          f"(train loss {result.history[0]['train_loss']:.4f})")
 
 
 def main() -> None:

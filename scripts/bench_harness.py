@@ -67,7 +67,7 @@ def synthetic(n_queries: int, n_corpus: int, folder: Path) -> tuple[GroundTruth,
     relevant = rng.integers(0, n_corpus, n_queries)
     ids = tuple(f"q{i}" for i in range(n_queries))
     texts = tuple(f"a synthetic caption, number {i}, with a comma" for i in range(n_queries))
-    gt = GroundTruth("t2a", ids, texts, corpus, {q: {corpus[r]: 1} for q, r in zip(ids, relevant)})
+    gt = GroundTruth("t2a", ids, texts, corpus, {q: {corpus[r]: 1} for q, r in zip(ids, relevant, strict=True)})
     # Rankings that hit the relevant file at a random rank half of the time.
     ranked = rng.integers(0, n_corpus, (n_queries, K * 2))
     rows = np.empty((n_queries, K), np.int64)

@@ -133,7 +133,7 @@ def write_split_zip(last: Path, members: dict[str, bytes], part_size: int, *, zi
         parts[-1].extend(struct.pack("<IHHHHIIH", 0x06054B50, last_disk, last_disk, n, n, len(directory),
                                      cd_offset, 0))
     paths = [last.with_suffix(f".z{i:02d}") for i in range(1, last_disk + 1)] + [last]
-    for path, data in zip(paths, parts):
+    for path, data in zip(paths, parts, strict=True):
         path.write_bytes(bytes(data))
     return paths
 

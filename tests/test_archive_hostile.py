@@ -67,7 +67,7 @@ def craft_zip(path: Path, members: list[Raw]) -> Path:
         name = member.name.encode("utf-8")
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x800, member.method, 0, 0x21, member.crc,
                            len(member.body), member.size, len(name), 0) + name + member.body
-    for member, offset in zip(members, offsets):
+    for member, offset in zip(members, offsets, strict=True):
         name = member.name.encode("utf-8")
         directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x031E, 20, 0x800, member.method, 0, 0x21,
                                  member.crc, len(member.body), member.size, len(name), 0, 0, 0, 0,

@@ -3,6 +3,7 @@ YouTube segment downloader run for real (yt-dlp) against a loopback server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def test_job_runner_rate_limits_and_stops_on_a_user_error(tmp_path):
         job.target.write_bytes(b"x")
 
     manifest = fetchjobs.run(jobs, fetch, tmp_path, workers=3, interval=0.15, progress=False)
-    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(sorted(starts))]
     assert min(gaps) >= 0.14, "starts are spaced by the interval, across threads"
     assert manifest.status("clip2") == "unavailable" and manifest.status("clip3") == "ok"
 

@@ -14,8 +14,8 @@ from data_helpers import Loopback, isolate, make_zip, md5, reference_file, wav_b
 from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.build import build
-from datasets_builders.splitzip import SplitZip, ZipFormatError, split_parts
 from datasets_builders.remotes import WAVCAPS_REVISION as REVISION
+from datasets_builders.splitzip import SplitZip, ZipFormatError, split_parts
 from datasets_builders.wavcaps import audio_name, read_blacklist, read_entries
 
 PREFIX = "mnt/fast/nobackup/scratch4weeks/xm00178/WavCaps/data/waveforms/"

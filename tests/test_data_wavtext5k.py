@@ -194,7 +194,8 @@ def test_soundbible_scrape_resumes_respects_robots_and_reports_changes(env, tmp_
 def test_bigsoundbank_scrape_from_sitemaps(env, tmp_path, monkeypatch):
     detail = """<html><head><title>{t} - BigSoundBank</title><meta name="description" content="{d}">
 <meta name="keywords" content="forest,birds"></head><body><main><h1>{t}</h1><p>{d}</p>
-<a href="https://bigsoundbank.com/UPLOAD/wav/{i}.wav">WAV</a> <p>Licence: CC0 (public domain)</p></main></body></html>"""
+<a href="https://bigsoundbank.com/UPLOAD/wav/{i}.wav">WAV</a> <p>Licence: CC0 (public domain)</p>
+</main></body></html>"""
     routes = {
         "/robots.txt": b"User-agent: *\nDisallow: /bsb/detail-0999\nSitemap: https://bigsoundbank.com/sitemap.xml\n",
         "/bsb/sitemap.xml": b"<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
@@ -243,7 +244,8 @@ def test_polite_client_backs_off_and_retries(env, monkeypatch):
         handler.end_headers()
         handler.wfile.write(body)
 
-    with Loopback({"/sb/free-sound-effects-1.html": flaky, "/robots.txt": b"User-agent: *\nCrawl-delay: 0\n"}) as server:
+    routes = {"/sb/free-sound-effects-1.html": flaky, "/robots.txt": b"User-agent: *\nCrawl-delay: 0\n"}
+    with Loopback(routes) as server:
         rewrite(monkeypatch, server)
         client = PoliteClient(delay=0, retries=3, backoff=0.01)
         page = client.get("https://soundbible.com/free-sound-effects-1.html")

@@ -53,7 +53,7 @@ def _resnet38_keys() -> dict[str, tuple[int, ...]]:
     keys = {**_front_and_head(), **_conv_block("conv_block1", 1, 64),
             **_conv_block("conv_block_after1", 512, 2048)}
     cin = 64
-    for layer, (c, n) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
+    for layer, (c, n) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3), strict=True), start=1):
         for j in range(n):
             p = f"resnet.layer{layer}.{j}"
             keys.update({f"{p}.conv1.weight": (c, cin if j == 0 else c, 3, 3), f"{p}.conv2.weight": (c, c, 3, 3),

@@ -486,7 +486,7 @@ def test_a_kill_at_any_point_leaves_the_old_output_or_the_new_one(scenario: Scen
     killed = sum(code == -9 for code, _, _ in outcomes)
     print(f"\n{scenario.name}: {events} file events, {len(points)} kills ({killed} SIGKILLed, the rest finished "
           f"first; {duration:.1f} s a run), states after the kill: "
-          f"{dict(zip(*np.unique(states, return_counts=True)))}")
+          f"{dict(zip(*np.unique(states, return_counts=True), strict=True))}")
     assert killed >= len(points) // 2, "most kill points must land before the command ends"
 
 

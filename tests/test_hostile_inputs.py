@@ -112,7 +112,8 @@ def test_a_fifo_ranking_is_refused_not_waited_on(submission, tmp_path):
     os.mkfifo(submission / "demo.csv")
     for target in (submission, submission / "demo.csv"):
         done = subprocess.run([sys.executable, "-m", "benchmark.cli", "evaluate", str(target), "--task", "demo",
-                               "--output", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=60, check=False)
+                               "--output", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=60,
+                              check=False)
         assert done.returncode == 2 and "FIFO" in done.stderr, done.stderr
 
 
@@ -292,7 +293,9 @@ def test_bad_shards_are_set_aside_and_recomputed(tmp_path, caplog):
     from baselines.embedding_cache import EmbeddingCache, cached_extract
 
     items = [f"item {i}" for i in range(8)]
-    compute = lambda batch: np.stack([np.full(4, float(x.split()[1]), np.float32) for x in batch])
+    def compute(batch: list[str]) -> np.ndarray:
+        return np.stack([np.full(4, float(x.split()[1]), np.float32) for x in batch])
+
     cache = EmbeddingCache("enc", "sha256:1", "p", tmp_path)
     cached_extract(cache, items, items, compute, 2, "x", progress=False)
     shards = sorted(cache.folder.glob("shard-*.npz"))  # four shards of two vectors

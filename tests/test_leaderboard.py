@@ -155,5 +155,5 @@ def test_the_board_puts_the_best_reproducing_run_beside_the_reported_figure(make
     assert "`ntxent-perfect`" in single and "| 1.0000 (+0.7710)" in single
     pair = next(line for line in text.splitlines() if line.startswith("| an ensemble"))
     assert "not yet" in pair
-    # with no run declaring it, a reported row says so's reported rows say "not yet" until a run declares their configuration
+    # a reported row says "not yet" until a run declares its configuration
     assert "| not yet |" in leaderboard.build(make_submission.root.parent / "none").replace("  ", "")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import MIRROR, REFERENCE, require_shared
 
-from baselines.audio_io import load_mono
+from baselines.audio.io import load_mono
 from baselines.encoders.efficientat_mel import EfficientATMel, kaldi_mel_banks
 from baselines.encoders.mn04 import SAMPLE_RATE, Mn04, load_mn04, make_divisible
 from benchmark.errors import LarbError

@@ -86,7 +86,7 @@ def test_duplicate_rows(valid, small_gt, write_csv):
 
 
 def test_duplicate_query_id_rows(small_gt, ranking_rows, write_csv, tmp_path):
-    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt))]
+    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt), strict=True)]
     path = write_csv(tmp_path / "ids.csv", ["query_id", *HEADER], [*rows[:5], rows[2], *rows[5:]])
     assert_names(error_of(path, small_gt), path, 7, "duplicate row for query_id", "(first on line 4)")
 
@@ -203,14 +203,14 @@ def test_errors_name_the_line_where_a_multi_line_row_begins(valid, small_gt, wri
 
 
 def test_query_id_not_in_task(small_gt, ranking_rows, write_csv, tmp_path):
-    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt))]
+    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt), strict=True)]
     rows[4][0] = "nope.wav#1"
     path = write_csv(tmp_path / "ids.csv", ["query_id", *HEADER], rows)
     assert_names(error_of(path, small_gt), path, 6, "query_id 'nope.wav#1' is not a query of this task")
 
 
 def test_query_id_with_a_mismatching_caption(small_gt, ranking_rows, write_csv, tmp_path):
-    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt))]
+    rows = [[qid, *row] for qid, row in zip(small_gt.query_ids, ranking_rows(small_gt), strict=True)]
     rows[3][1], rows[4][1] = rows[4][1], rows[3][1]  # ids and captions shifted
     path = write_csv(tmp_path / "ids.csv", ["query_id", *HEADER], rows)
     assert_names(error_of(path, small_gt), path, 5, f"query_id {small_gt.query_ids[3]!r} belongs to",
@@ -246,9 +246,9 @@ def test_dcase_file_name_header_is_accepted(valid, small_gt, write_csv):
 def test_optional_query_id_column(small_gt, ranking_rows, write_csv, tmp_path, position):
     rows = ranking_rows(small_gt)
     if position == "first":
-        header, data = ["query_id", *HEADER], [[q, *r] for q, r in zip(small_gt.query_ids, rows)]
+        header, data = ["query_id", *HEADER], [[q, *r] for q, r in zip(small_gt.query_ids, rows, strict=True)]
     else:
-        header, data = [*HEADER, "query_id"], [[*r, q] for q, r in zip(small_gt.query_ids, rows)]
+        header, data = [*HEADER, "query_id"], [[*r, q] for q, r in zip(small_gt.query_ids, rows, strict=True)]
     data = data[::-1]  # row order does not matter
     path = write_csv(tmp_path / "ids.csv", header, data)
     np.testing.assert_array_equal(read_ranking(path, small_gt).indices, expected_indices(small_gt, rows))
@@ -258,7 +258,7 @@ def test_query_ids_are_compared_exactly(small_gt, ranking_rows, write_csv, tmp_p
     rows = ranking_rows(small_gt)
     crowd = small_gt.query_ids.index(" crowd.wav#1")  # Clotho has file names that begin with a space
     path = write_csv(tmp_path / "ids.csv", ["query_id", *HEADER],
-                     [[q, *r] for q, r in zip(small_gt.query_ids, rows)])
+                     [[q, *r] for q, r in zip(small_gt.query_ids, rows, strict=True)])
     indices = read_ranking(path, small_gt).indices
     np.testing.assert_array_equal(indices[crowd], expected_indices(small_gt, rows)[crowd])
 
@@ -266,7 +266,7 @@ def test_query_ids_are_compared_exactly(small_gt, ranking_rows, write_csv, tmp_p
 def test_query_id_rows_may_leave_the_caption_empty(small_gt, ranking_rows, write_csv, tmp_path):
     rows = ranking_rows(small_gt)
     path = write_csv(tmp_path / "ids.csv", ["query_id", *HEADER],
-                     [[q, "", *r[1:]] for q, r in zip(small_gt.query_ids, rows)])
+                     [[q, "", *r[1:]] for q, r in zip(small_gt.query_ids, rows, strict=True)])
     np.testing.assert_array_equal(read_ranking(path, small_gt).indices, expected_indices(small_gt, rows))
 
 
@@ -286,7 +286,7 @@ def test_caption_white_space_is_normalised_but_case_is_kept(valid, small_gt, wri
 @pytest.fixture
 def shared(shared_caption_gt, ranking_rows):
     gt = shared_caption_gt
-    qids = [q for q, t in zip(gt.query_ids, gt.query_texts) if t == "A shared caption."]
+    qids = [q for q, t in zip(gt.query_ids, gt.query_texts, strict=True) if t == "A shared caption."]
     assert len(qids) == 2 and gt.relevance[qids[0]] != gt.relevance[qids[1]]  # two different files
     rows = ranking_rows(gt)
     positions = [gt.query_ids.index(q) for q in qids]
@@ -327,7 +327,8 @@ def test_more_identical_rows_than_queries_sharing_the_caption(shared, write_csv,
 def test_query_id_tells_shared_captions_apart(shared, write_csv, tmp_path):
     gt, rows, (a, b) = shared
     rows[b] = [rows[a][0], *reversed(rows[a][1:])]
-    path = write_csv(tmp_path / "s.csv", ["query_id", *HEADER], [[q, *r] for q, r in zip(gt.query_ids, rows)])
+    with_ids = [[q, *r] for q, r in zip(gt.query_ids, rows, strict=True)]
+    path = write_csv(tmp_path / "s.csv", ["query_id", *HEADER], with_ids)
     indices = read_ranking(path, gt).indices
     np.testing.assert_array_equal(indices[b], indices[a][::-1])
 
@@ -363,7 +364,7 @@ def test_write_t2a_csv_round_trip(case):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(HEADER)
-        writer.writerows([text, *row] for text, row in zip(gt.query_texts, names))
+        writer.writerows([text, *row] for text, row in zip(gt.query_texts, names, strict=True))
         bare = Path(folder) / "bare.csv"
         bare.write_bytes(b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8"))
         np.testing.assert_array_equal(read_ranking(bare, gt).indices, ranked)

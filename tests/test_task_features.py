@@ -28,7 +28,7 @@ def test_joined_tasks_keep_every_pair_and_equal_names_apart():
     queries, audio = joined.pairs()
     assert len(queries) == 13
     # every pair points at the audio row of its own task's file
-    for q, a in zip(queries.tolist(), audio.tolist()):
+    for q, a in zip(queries.tolist(), audio.tolist(), strict=True):
         assert gt.query_ids[q].split("#")[0] == gt.corpus[a]
         assert joined.audio[a, 0] == (0.0 if gt.corpus[a].startswith("clotho") else 100.0) + (a if a < 2 else a - 2)
     train, val = joined.holdout(0.4, seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -71,7 +72,7 @@ def audiocaps(full_mirror):
 def test_audiocaps_has_captions_shared_by_different_clips(audiocaps):
     gt = audiocaps.ground_truth
     clips_of_text = defaultdict(set)
-    for qid, text in zip(gt.query_ids, gt.query_texts):
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
         clips_of_text[text] |= set(gt.relevance[qid])
     shared = [t for t, clips in clips_of_text.items() if len(clips) > 1]
     assert shared, "AudioCaps test has caption strings shared by different clips"
@@ -264,3 +265,21 @@ def test_folder_task_bad_row_names_the_line(tmp_path, write_csv, make_wav):
 def test_mirror_env_accepts_several_folders(monkeypatch, tmp_path):
     monkeypatch.setenv("LARB_ASSETS_MIRROR", os.pathsep.join([str(tmp_path / "a"), " ", str(tmp_path / "b")]))
     assert assets.mirror_dirs() == [tmp_path / "a", tmp_path / "b"]
+
+
+@pytest.mark.parametrize("task_id", [t for t, spec in TASKS.items() if spec.built_from is not None])
+def test_an_export_of_the_split_behind_a_task_is_declared_as_that_task(task_id, tmp_path):
+    """One source: the task's `built_from`; an exported folder of that split is its evaluation data."""
+    from benchmark.tasks import EXPORT_MANIFEST, exported_split
+
+    builder, split = TASKS[task_id].built_from
+    (tmp_path / EXPORT_MANIFEST).write_text(json.dumps({"complete": True, "dataset": builder, "split": split}))
+    assert exported_split(tmp_path) == (TASKS[task_id].evaluation_data[0],)
+    assert TASKS[task_id].evaluation_data[0].startswith(task_id.split("/")[0])
+
+
+def test_a_split_behind_no_task_is_declared_by_its_own_name(tmp_path):
+    from benchmark.tasks import EXPORT_MANIFEST, exported_split
+
+    (tmp_path / EXPORT_MANIFEST).write_text(json.dumps({"complete": True, "dataset": "wavtext5k", "split": "train"}))
+    assert exported_split(tmp_path) == ("wavtext5k/train",)

@@ -3,7 +3,8 @@
 Structure (2024-25 layout): a listing links each sound from an `<h3><a href="<id>-<Title>.html">`;
 a sound page has the description in the first `<p>` of `section#course-details .col-lg-8`,
 the tags as `<li>` links to `tags-<tag>.html` (as a
-stray fragment in three rows of the published CSV shows; `<meta name="keywords">` otherwise), the length in `.total-time`, the licence as a
+stray fragment in three rows of the published CSV shows; `<meta name="keywords">` otherwise),
+the length in `.total-time`, the licence as a
 Creative Commons link, the author after "Recorded by", and the file at
 `grab.php?id=<id>&type=wav`.
 """
