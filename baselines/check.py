@@ -72,14 +72,6 @@ def contract_check(spec: BaselineSpec, config: dict[str, Any]) -> list[CheckResu
     return results
 
 
-def _optimizer(system, head: torch.nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
-    """The optimiser the system's own training loop builds (fine-tuning systems bring parameter groups)."""
-    groups = getattr(system, "parameter_groups", None)
-    if groups is not None:
-        return make_optimizer(config, groups(head))
-    return torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=config["lr"])
-
-
 def _training_checks(system, synthetic, config: dict[str, Any]) -> list[CheckResult]:
     """Gradients reach every trainable parameter, and the loss on a fixed batch falls below its start.
 
@@ -88,8 +80,10 @@ def _training_checks(system, synthetic, config: dict[str, Any]) -> list[CheckRes
     first Adam steps from random weights overshoot before the loss falls (measured: 4.75 -> 21.7
     at step 4, back below 4.75 at step 11), which is slow, not broken. The peak is reported."""
     head = system.head
-    optimizer = _optimizer(system, head, config)
-    after_step = getattr(system, "after_step", lambda _head: None)
+    groups = system.parameter_groups(head)
+    grouped = {id(p) for group in groups for p in group["params"]}
+    trainable = {id(p) for p in head.parameters() if p.requires_grad}
+    optimizer = make_optimizer(config, groups)  # the optimiser the training loop builds
 
     def step() -> float:
         optimizer.zero_grad()
@@ -103,10 +97,21 @@ def _training_checks(system, synthetic, config: dict[str, Any]) -> list[CheckRes
                if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.any())]
     reach = "gradients reach every trainable parameter" + (f" (not: {missing})" if missing else "")
     results = [_check(not missing, reach,
-                      "do not detach the trainable path; make every trainable module take part in forward().")]
+                      "do not detach the trainable path; make every trainable module take part in forward()."),
+               _check(grouped == trainable, "the parameter groups hold every trainable parameter, and only those",
+                      "make parameter_groups() return head parameters with requires_grad.")]
+    with torch.no_grad():
+        audio, text = head(synthetic.audio_features, synthetic.text_features)
+        rows = torch.arange(len(synthetic.audio_ids))
+        generator = torch.Generator().manual_seed(0)
+        batch = system.batch_loss(audio, text, synthetic.audio_ids, rows, generator)
+        validation = system.validation_loss(audio, text, synthetic.audio_ids, rows, generator)
+    results.append(_check(batch.ndim == 0 and bool(torch.isfinite(batch)) and bool(torch.isfinite(validation)),
+                          f"batch and validation losses are finite scalars ({float(batch):.4f}, "
+                          f"{float(validation):.4f})", "make batch_loss/validation_loss return one finite number."))
     while len(losses) <= _STEPS or (losses[-1] >= losses[0] and len(losses) <= _MAX_STEPS):
         optimizer.step()
-        after_step(head)
+        system.after_step(head)
         losses.append(step())
     steps, peak = len(losses) - 1, max(losses)
     spike = f" (peak {peak:.4f})" if peak > losses[0] else ""

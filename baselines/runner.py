@@ -16,7 +16,6 @@ from baselines.run_record import write_run_record
 from baselines.spec import BaselineSpec
 from baselines.submission_writer import SubmissionInfo, check_submission_id, write_submission
 from baselines.task_features import concatenate, declared_training_data, require_text_to_audio
-from baselines.train import streamed
 from baselines.train.loop import TrainResult, train
 from benchmark.errors import LarbError
 from benchmark.metrics import K
@@ -47,8 +46,8 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     """Train on one task or on several joined (e.g. Clotho + AudioCaps + WavText5K), select on
     `val_task` (or on a held-out share of the training files).
 
-    Heads on cached features go through `train.loop.train`; systems that fine-tune their encoders
-    (`end_to_end`) through `train.streamed.fit`."""
+    One loop (`train.loop.train`) for heads on cached features and for systems that fine-tune
+    their encoders."""
     spec = name if isinstance(name, BaselineSpec) else get_baseline(name)
     config = apply_overrides(spec.defaults, overrides)
     tasks = _training_tasks(train_tasks)
@@ -65,8 +64,7 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         training_data += declared_training_data(validation)
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
     write_run_record(folder, spec, config, tasks, validation)
-    loop = streamed.fit if system.end_to_end else train
-    return loop(spec, system, train_features, val_features, training_data, folder, progress)
+    return train(spec, system, train_features, val_features, training_data, folder, progress)
 
 
 def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], output: Path,

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from baselines.audio.clips import ClipStore
 from baselines.task_features import TaskFeatures
 from benchmark.tasks import Task
 
 
 class System(Protocol):
-    """A built baseline: frozen feature extractors, a head (nn.Module) and its loss.
+    """A built baseline: feature extractors, a head (nn.Module), its loss, and every hook the
+    training loop and the contract check call (`TrainingHooks` gives the defaults).
 
     `head(audio_features, text_features)` returns (audio embeddings, text embeddings), both
     l2-normalised, so that a dot product is the similarity the ranking uses.
@@ -28,7 +31,8 @@ class System(Protocol):
 
     config: dict[str, Any]
     head: nn.Module
-    end_to_end: bool  # True: the streamed loop fine-tunes encoders inside the head; False: cached features
+    end_to_end: bool  # True: encoders inside the head are fine-tuned; False: a head on cached features
+    clips: ClipStore | None  # reads audio by clip id per step when features hold clip ids
 
     @property
     def needs_training(self) -> bool: ...
@@ -37,6 +41,50 @@ class System(Protocol):
 
     def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def batch_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
+                   generator: torch.Generator | None) -> torch.Tensor: ...
+
+    def validation_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
+                        generator: torch.Generator | None) -> torch.Tensor: ...
+
+    def prepare_training(self, train: TaskFeatures, val: TaskFeatures, output: Path, progress: bool) -> None: ...
+
+    def parameter_groups(self, head: nn.Module) -> list[dict[str, Any]]: ...
+
+    def after_step(self, head: nn.Module) -> None: ...
+
+
+class TrainingHooks:
+    """The defaults of the hooks the training loop calls; a system overrides what its recipe needs."""
+
+    config: dict[str, Any]
+    end_to_end = False
+    clips: ClipStore | None = None
+
+    def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def batch_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """The training loss of a batch; `clips`/`queries` index the training features' rows."""
+        return self.loss(audio, text, clips, generator)
+
+    def validation_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
+                        generator: torch.Generator | None) -> torch.Tensor:
+        """The loss reported on validation batches (and driving a plateau schedule)."""
+        return self.batch_loss(audio, text, clips, queries, generator)
+
+    def prepare_training(self, train: TaskFeatures, val: TaskFeatures, output: Path, progress: bool) -> None:
+        """Before the optimiser is built (decode audio once, load teachers); nothing by default."""
+
+    def parameter_groups(self, head: nn.Module) -> list[dict[str, Any]]:
+        """Every trainable parameter in one group at `lr`."""
+        return [{"params": [p for p in head.parameters() if p.requires_grad], "lr": self.config["lr"]}]
+
+    def after_step(self, head: nn.Module) -> None:
+        """Called after every optimiser step (e.g. to clamp a learned temperature)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from benchmark.groundtruth import GroundTruth, captions_t2a
+from benchmark.reported import Reported
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -217,3 +218,66 @@ def write_ranking(ranking_rows) -> Callable[..., Path]:
         return write_t2a_csv(path, gt.query_ids, gt.query_texts, [row[1:] for row in rows])
 
     return write
+
+
+# --- helpers shared by several test files (tests import from here, never from each other) ---
+
+def chance_map(n_corpus: int) -> float:
+    """The expected mAP@10 of a uniformly random ranking with one relevant file in `n_corpus`."""
+    return sum(1 / r for r in range(1, 11)) / n_corpus
+
+
+def harness_scores(folder: Path, task_name: str) -> dict[str, float]:
+    """A submission's scores from the harness (validator + scorer), not from the model."""
+    from baselines.submission_writer import ranking_file_name
+    from benchmark.scoring import score
+    from benchmark.submission import read_ranking
+    from benchmark.tasks import get_task
+
+    task = get_task(task_name)
+    ranking = read_ranking(folder / ranking_file_name(task), task.ground_truth)
+    return score(ranking, task.ground_truth).means
+
+
+Z_95 = 1.959963984540054
+
+
+def brute_force_jackknife(values: np.ndarray) -> tuple[float, float]:
+    """astropy.stats.jackknife_stats(values, np.mean, 0.95) written out with explicit resamples."""
+    n = len(values)
+    theta = values.mean()
+    loo = np.array([np.delete(values, i).mean() for i in range(n)])
+    mean_loo = loo.mean()
+    bias = (n - 1) * (mean_loo - theta)
+    se = np.sqrt((n - 1) / n * np.sum((loo - mean_loo) ** 2))
+    return theta - bias - Z_95 * se, theta - bias + Z_95 * se
+
+
+PANNS_TINY = ["size=tiny", "text_encoder=all-MiniLM-L6-v2"]
+PANNS_DEMO_SETTINGS = [*PANNS_TINY, "clip_seconds=3", "loss=ntxent", "epochs=2", "batch_size=32", "lr=1e-3",
+                       "num_workers=0", "device=cpu"]
+
+
+@pytest.fixture(scope="session")
+def tiny_panns_run(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny fine-tuned PANNs + SBERT model trained once on demo-train (shared by the PANNs and
+    ensemble tests)."""
+    from baselines.models.panns_sbert import SPEC
+    from baselines.runner import train_baseline
+
+    require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
+        return train_baseline(SPEC, "demo-train", None, tmp_path_factory.mktemp("panns") / "panns-tiny",
+                              PANNS_DEMO_SETTINGS, progress=False)
+
+
+def reported_member(name: str, **settings) -> dict:
+    return {"name": name, "settings": {"size": "full", **settings}}
+
+
+SINGLE = Reported("PANNs CNN14 + SBERT, NT-Xent", "a paper", "Clotho", {"mAP@10": 0.229},
+                  ({"baseline": "panns-sbert-cnn14", "settings": {"loss": "ntxent"}},))
+PAIR = Reported("an ensemble", "a paper", "Clotho", {"mAP@10": 0.24},
+                ({"baseline": "panns-sbert-cnn14", "settings": {"loss": "ntxent"}},
+                 {"baseline": "panns-sbert-cnn14", "settings": {"loss": "triplet-max"}}), "embedding-mean")

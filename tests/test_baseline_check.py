@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from baselines.check import _MAX_STEPS, _STEPS, _training_checks
-from baselines.spec import SyntheticSystem
+from baselines.spec import SyntheticSystem, TrainingHooks
 
 
 class ScriptedHead(nn.Module):
@@ -20,14 +20,24 @@ class ScriptedHead(nn.Module):
         return self.weight * audio, self.weight * text
 
 
-class ScriptedSystem:
+class ScriptedSystem(TrainingHooks):
     """A loss that follows a given trajectory (one value per forward pass) and still has gradients."""
 
     def __init__(self, trajectory: list[float]) -> None:
+        self.config = {"lr": 1e-3}
         self.head = ScriptedHead()
         self.trajectory = trajectory
         self.calls = 0
         self.after_steps = 0
+        self.hooks_called: list[str] = []
+
+    def batch_loss(self, audio, text, clips, queries, generator) -> torch.Tensor:
+        self.hooks_called.append("batch_loss")
+        return torch.tensor(1.0)
+
+    def validation_loss(self, audio, text, clips, queries, generator) -> torch.Tensor:
+        self.hooks_called.append("validation_loss")
+        return torch.tensor(1.0)
 
     def loss(self, audio, text, audio_ids, generator=None) -> torch.Tensor:
         value = self.trajectory[min(self.calls, len(self.trajectory) - 1)]
@@ -42,8 +52,10 @@ class ScriptedSystem:
 def _run(trajectory: list[float]) -> tuple[ScriptedSystem, str, str]:
     system = ScriptedSystem(trajectory)
     synthetic = SyntheticSystem(system, torch.ones(2, 4), torch.ones(2, 4), torch.arange(2), 4)
-    gradients, loss = _training_checks(system, synthetic, {"lr": 1e-3})
-    assert gradients.status == "ok"
+    results = _training_checks(system, synthetic, {"lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0})
+    gradients, groups, losses, loss = results
+    assert gradients.status == groups.status == losses.status == "ok"
+    assert system.hooks_called == ["batch_loss", "validation_loss"]
     return system, loss.status, loss.what
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MIRROR, require_shared
-from test_baseline_panns_sbert import chance_map, harness_scores
+from conftest import MIRROR, chance_map, harness_scores, require_shared
 
 from baselines.check import contract_check
 from baselines.config import apply_overrides

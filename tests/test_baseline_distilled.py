@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import MIRROR, require_shared
-from test_baseline_panns_sbert import chance_map, harness_scores
+from conftest import MIRROR, chance_map, harness_scores, require_shared
 
 from baselines import checkpoint
 from baselines.audio.tiles import tile_mean

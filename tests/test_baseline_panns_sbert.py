@@ -3,11 +3,9 @@ check, and a tiny fine-tuned model trained on `demo-train` and scored on `demo` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import MIRROR, require_shared
+from conftest import MIRROR, PANNS_DEMO_SETTINGS, PANNS_TINY, chance_map, harness_scores
 
 from baselines.check import contract_check
 from baselines.config import apply_overrides
@@ -26,25 +24,9 @@ from baselines.models.panns_sbert import (
     park_loss,
 )
 from baselines.runner import run_models
-from baselines.runner import train_baseline as train_model
-from baselines.submission_writer import ranking_file_name
-from benchmark.scoring import score
-from benchmark.submission import read_ranking
-from benchmark.tasks import get_task
 
-TINY = ["size=tiny", "text_encoder=all-MiniLM-L6-v2"]
+TINY = PANNS_TINY
 MPNET = 109_486_464  # all-mpnet-base-v2, counted by the framework from its architecture
-
-
-def chance_map(n_corpus: int) -> float:
-    return sum(1 / r for r in range(1, 11)) / n_corpus
-
-
-def harness_scores(folder: Path, task_name: str) -> dict[str, float]:
-    """The submission's scores from the harness (validator + scorer), not from the model."""
-    task = get_task(task_name)
-    ranking = read_ranking(folder / ranking_file_name(task), task.ground_truth)
-    return score(ranking, task.ground_truth).means
 
 
 # -- declarations -------------------------------------------------------------------------------
@@ -147,24 +129,9 @@ def test_a_checkpoint_in_the_published_layout_initialises_the_backbone(tmp_path)
 
 # -- a tiny fine-tuned model on the demo task -------------------------------------------------------
 
-_RUNS: dict[str, object] = {}
-DEMO_SETTINGS = [*TINY, "clip_seconds=3", "loss=ntxent", "epochs=2", "batch_size=32", "lr=1e-3",
-                 "num_workers=0", "device=cpu"]
-
-
-def tiny_panns_run(work: Path):
-    """Train the tiny fine-tuned model once per test session (reused by test_ensemble)."""
-    if "run" not in _RUNS:
-        require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
-            _RUNS["run"] = train_model(SPEC, "demo-train", None, work / "panns-tiny", DEMO_SETTINGS, progress=False)
-    return _RUNS["run"]
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    return tiny_panns_run(tmp_path_factory.mktemp("panns"))
+@pytest.fixture
+def demo_run(tiny_panns_run):
+    return tiny_panns_run
 
 
 def test_tiny_fine_tuned_model_learns_the_demo_task(demo_run, tmp_path, monkeypatch):
@@ -180,6 +147,6 @@ def test_tiny_fine_tuned_model_learns_the_demo_task(demo_run, tmp_path, monkeypa
     import yaml
 
     metadata = yaml.safe_load((folder / "metadata.yaml").read_text())
-    counts = SPEC.parameter_counts(apply_overrides(DEFAULTS, DEMO_SETTINGS))
+    counts = SPEC.parameter_counts(apply_overrides(DEFAULTS, PANNS_DEMO_SETTINGS))
     assert metadata["parameters"] == {"total": counts.total, "trainable": counts.trainable}
     assert metadata["training_data"] == [{"dataset": "demo", "split": "train"}] and not metadata["ensemble"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MIRROR, REFERENCE, require_shared
+from conftest import MIRROR, REFERENCE, chance_map, require_shared
 
 from baselines.config import apply_overrides
 from baselines.encoders.text import TEXT_ENCODERS, SentenceEncoder
@@ -45,11 +45,6 @@ def evaluate(folder: Path, task: str | Path) -> dict[str, float]:
     record_path = folder.parent / f"{folder.name}.result.json"
     assert larb(["evaluate", str(folder), "--task", str(task), "--output", str(record_path)]) == 0
     return json.loads(record_path.read_text())["metrics"]
-
-
-def chance_map(n_corpus: int) -> float:
-    """Expected mAP@10 of a uniformly random ranking with one relevant file: H_10 / N."""
-    return sum(1 / r for r in range(1, 11)) / n_corpus
 
 
 def test_zero_shot_tags_on_real_clips(mirror, tmp_path):

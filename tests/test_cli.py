@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -37,11 +36,8 @@ def fresh_cache(tmp_path, monkeypatch):
 def test_demo_runs_from_a_fresh_cache(fresh_cache, run_cli, monkeypatch):
     # the harness alone: live runs offered by installed plug-ins are tested by their owners
     monkeypatch.setattr(demo, "entry_points", lambda group: [])
-    start = time.perf_counter()
     code, out, err = run_cli("demo", "--submissions", REPO / "submissions")
-    elapsed = time.perf_counter() - start
     assert code == 0, err
-    assert elapsed < 30
     assert "demo task: 300 captions, 60 generated clips" in out
     assert (fresh_cache / "demo" / "v1-test" / "captions.csv").is_file()
     chance = [line for line in out.splitlines() if "`demo-random`" in line]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytrec_eval
-from test_stats import brute_force_jackknife
+from conftest import brute_force_jackknife
 
 from benchmark.scoring import score
 from benchmark.submission import read_ranking

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from conftest import MIRROR, require_shared
-from test_baseline_panns_sbert import chance_map, harness_scores, tiny_panns_run
+from conftest import MIRROR, chance_map, harness_scores, require_shared
 
 from baselines.ensemble import METHODS, combine
 from baselines.inference import Member, t2a_view
@@ -77,13 +76,13 @@ def test_ensemble_metadata_declares_method_and_members_and_validates(tmp_path, m
 # -- real members on the demo task -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory):
+def members(tmp_path_factory, tiny_panns_run):
     """A tiny fine-tuned PANNs + SBERT model and a PaSST-MPNet-tags head (mn04 + MiniLM), trained on
     demo-train, and the zero-shot tags-only system: three models of two baselines."""
     for name in ("mn04_as_mAP_432.pt", "class_labels_indices.csv", "all-MiniLM-L6-v2/model.safetensors"):
         require_shared(MIRROR / name)
     work = tmp_path_factory.mktemp("ensemble")
-    panns = tiny_panns_run(work)
+    panns = tiny_panns_run
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
         tags = train_baseline("passt-mpnet-tags", "demo-train", None, work / "tags",

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_reported import PAIR, SINGLE, _member
+from conftest import PAIR, SINGLE
+from conftest import reported_member as _member
 
 from benchmark import leaderboard
 from benchmark.tasks import get_task

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import PAIR, SINGLE
+from conftest import reported_member as _member
 
 from baselines.registry import get_baseline
-from benchmark.reported import Reported, load_reported
-
-
-def _member(name: str, **settings) -> dict:
-    return {"name": name, "settings": {"size": "full", **settings}}
-
-
-SINGLE = Reported("PANNs CNN14 + SBERT, NT-Xent", "a paper", "Clotho", {"mAP@10": 0.229},
-                  ({"baseline": "panns-sbert-cnn14", "settings": {"loss": "ntxent"}},))
-PAIR = Reported("an ensemble", "a paper", "Clotho", {"mAP@10": 0.24},
-                ({"baseline": "panns-sbert-cnn14", "settings": {"loss": "ntxent"}},
-                 {"baseline": "panns-sbert-cnn14", "settings": {"loss": "triplet-max"}}), "embedding-mean")
+from benchmark.reported import load_reported
 
 
 @pytest.mark.parametrize("metadata, expected", [

@@ -6,23 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import Z_95, brute_force_jackknife
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark import stats
-
-Z_95 = 1.959963984540054
-
-
-def brute_force_jackknife(values: np.ndarray) -> tuple[float, float]:
-    """astropy.stats.jackknife_stats(values, np.mean, 0.95) written out with explicit resamples."""
-    n = len(values)
-    theta = values.mean()
-    loo = np.array([np.delete(values, i).mean() for i in range(n)])
-    mean_loo = loo.mean()
-    bias = (n - 1) * (mean_loo - theta)
-    se = np.sqrt((n - 1) / n * np.sum((loo - mean_loo) ** 2))
-    return theta - bias - Z_95 * se, theta - bias + Z_95 * se
 
 
 def test_z_is_the_normal_quantile():

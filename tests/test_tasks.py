@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import wave
 from collections import defaultdict
 from pathlib import Path
@@ -133,17 +132,14 @@ def test_a_non_official_file_in_the_mirror_is_refused(shared_path, tmp_path, mon
 
 # --- the generated demo task --------------------------------------------------------------
 
-def test_demo_generation_is_deterministic_and_fast(tmp_path):
-    start = time.perf_counter()
+def test_demo_generation_is_deterministic(tmp_path):
     demo_data.generate("test", tmp_path / "a")
-    elapsed = time.perf_counter() - start
     demo_data.generate("test", tmp_path / "b")
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
     assert len(files) == 61 and demo_data.CAPTIONS_FILE in files
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    assert elapsed < 10
     gt = captions_t2a(_caption_rows(tmp_path / "a" / demo_data.CAPTIONS_FILE))
     assert gt.sha256 == TASKS["demo"].sha256  # every machine generates the pinned task
     with wave.open(str(tmp_path / "a" / "test_0000.wav")) as clip:

@@ -1,5 +1,5 @@
 """End-to-end baselines: a head that contains its encoders and reads audio by clip id, and the
-system around it (features, losses, parameter groups) that the streamed training loop drives."""
+system around it (features, losses, parameter groups) that the training loop drives."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.audio.clips import ClipStore
+from baselines.spec import TrainingHooks
 from baselines.task_features import TaskFeatures, require_text_to_audio
 from benchmark.tasks import Task
 
-# Settings shared by the end-to-end baselines (the framework's TRAINING_KEYS among them, so that
-# `training.train` can also resume their runs).
+# Settings shared by the end-to-end baselines: the recipe keys the training loop reads.
 E2E_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "auto",
@@ -32,6 +32,7 @@ E2E_DEFAULTS: dict[str, Any] = {
     "lr_factor": 0.5,
     "lr_patience": 5,
     "lr_threshold": 0.0,
+    "lr_threshold_mode": "abs",
     "optimizer": "adam",
     "weight_decay": 0.0,
     "schedule": "plateau",
@@ -133,15 +134,14 @@ def trainable_parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-class EndToEndSystem:
-    """The `System` protocol plus the hooks the streamed loop (`baselines.train.streamed`) calls.
-    Subclasses set `config`, `head` and `clips`, and implement `features(ground_truth, paths)` and
-    `loss`."""
+class EndToEndSystem(TrainingHooks):
+    """A `System` whose head holds its encoders and reads audio by clip id. Subclasses set
+    `config`, `head` and `clips`, and implement `features(ground_truth, paths)` and `loss`."""
 
     config: dict[str, Any]
     head: nn.Module
     clips: ClipStore | None = None
-    end_to_end = True  # trained by the streamed loop, which fine-tunes the encoders inside the head
+    end_to_end = True  # the training loop fine-tunes the encoders inside the head
 
     @property
     def needs_training(self) -> bool:
@@ -155,21 +155,6 @@ class EndToEndSystem:
 
     def features(self, ground_truth, paths: Sequence[Path]) -> TaskFeatures:
         raise NotImplementedError
-
-    def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
-
-    # hooks of `fit`
-    def batch_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
-                   generator: torch.Generator | None) -> torch.Tensor:
-        """The training loss of a batch; `clips`/`queries` index the training features' rows."""
-        return self.loss(audio, text, clips, generator)
-
-    def validation_loss(self, audio: torch.Tensor, text: torch.Tensor, clips: torch.Tensor, queries: torch.Tensor,
-                        generator: torch.Generator | None) -> torch.Tensor:
-        """The loss reported on validation batches (and driving a plateau schedule)."""
-        return self.batch_loss(audio, text, clips, queries, generator)
 
     def prepare_training(self, train: TaskFeatures, val: TaskFeatures, output: Path, progress: bool) -> None:
         """Before the optimiser is built: decode the audio once (and, in subclasses, load teachers)."""
@@ -188,6 +173,4 @@ class EndToEndSystem:
         rest = [p for n, p in named if not n.startswith("text.")]
         return [g for g in ({"params": rest, "lr": self.config["lr"]}, {"params": text, "lr": text_lr}) if g["params"]]
 
-    def after_step(self, head: nn.Module) -> None:
-        """Called after every optimiser step (e.g. to clamp a learned temperature)."""
 

@@ -19,7 +19,7 @@ from baselines.encoders.taggers import TAGGERS, TaggerFeatures, tagger_spec
 from baselines.encoders.text import TextFeatures, text_encoder_spec
 from baselines.losses import same_audio_mask, triplet_random
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
-from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
+from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem, TrainingHooks
 from baselines.task_features import TaskFeatures, require_text_to_audio
 from benchmark.errors import LarbError
 from benchmark.tasks import Task
@@ -36,6 +36,18 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 50,
     "lr_factor": 0.5,
     "lr_patience": 5,
+    # the rest of the paper's recipe, as the training loop reads it: Adam, ReduceLROnPlateau with
+    # torch's default threshold (1e-4, relative), every caption-audio pair once per epoch
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "schedule": "plateau",
+    "lr_threshold": 1e-4,
+    "lr_threshold_mode": "rel",
+    "min_lr": 0.0,
+    "grad_clip": 0.0,
+    "drop_last": False,
+    "epoch_unit": "pairs",
+    "num_workers": 0,
     "seed": 0,
     "val_fraction": 0.1,
     "device": "auto",
@@ -65,10 +77,9 @@ def _validate(config: dict[str, Any]) -> None:
         raise LarbError(f"lambda={config['lambda']} is outside [0, 1].", fix="use e.g. --set lambda=0.8.")
 
 
-class PasstMpnetTags:
-    """Frozen tagger + frozen sentence encoder (both cached) + the trainable `TagsHead`."""
-
-    end_to_end = False  # trained by the cached-feature loop
+class PasstMpnetTags(TrainingHooks):
+    """Frozen tagger + frozen sentence encoder (both cached) + the trainable `TagsHead`; the
+    default hooks (one parameter group, the loss as batch and validation loss)."""
 
     def __init__(self, config: dict[str, Any], head: TagsHead, tagger: TaggerFeatures | None = None,
                  text: TextFeatures | None = None) -> None:

@@ -1,11 +1,14 @@
-"""The cached-feature training loop: a baseline's head on cached encoder outputs, on any device Accelerate offers.
+"""The one training loop, for heads on cached encoder outputs and for systems that fine-tune
+their encoders on audio read per step, on any device Accelerate offers.
 
 CPU, one GPU (mixed precision) or several GPUs/nodes (`accelerate launch larb baseline train
 ...`): each process takes its slice of every global batch and DDP averages the gradients.
-Everything random is derived from the seed and the epoch number (batch order, impostors,
-initialisation), so a resumed run continues exactly as an uninterrupted one would. After each
-epoch: validation loss (drives ReduceLROnPlateau) and validation mAP@10 (selects `best.pt`),
-a log line, `log.jsonl` (one JSON record per epoch) and `last.pt` for resuming.
+Everything random is derived from the seed and the epoch number (batch order, impostors, crops),
+so a resumed run continues exactly as an uninterrupted one would. The recipe is the system's
+configuration (optimizer, schedule, clipping, epoch unit: `train.schedules`, `train.batches`)
+and its hooks (`spec.TrainingHooks`: batch and validation losses, parameter groups, a step
+hook). After each epoch: validation loss (drives a plateau schedule) and validation mAP@10
+(selects `best.pt`), a log line, `log.jsonl` (one JSON record per epoch) and `last.pt`.
 """
 
 from __future__ import annotations
@@ -17,18 +20,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from baselines import checkpoint
 from baselines.inference import retrieval_map
 from baselines.spec import BaselineSpec, System
 from baselines.task_features import TaskFeatures
+from baselines.train.batches import batches, epoch_order, loader, mean_loss
+from baselines.train.schedules import make_optimizer, make_scheduler
 from baselines.train.state import make_accelerator, restore, resume_state
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 
 # Settings a resumed run must share with the run it continues (epochs may grow: "train 20 more").
-TRAINING_KEYS = ("margin", "lr", "batch_size", "lr_factor", "lr_patience", "seed")
+TRAINING_KEYS = ("lr", "text_lr", "batch_size", "seed", "optimizer", "weight_decay", "schedule", "lr_factor",
+                 "lr_patience", "lr_threshold", "lr_threshold_mode", "lr_step_epochs", "warmup_epochs",
+                 "rampdown_start", "rampdown_stop", "min_lr", "grad_clip", "drop_last", "epoch_unit", "margin")
 _VALIDATION_SEED_OFFSET = 999_983
 
 
@@ -46,75 +52,83 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _mean_loss(system: System, head: nn.Module, audio: torch.Tensor, text: torch.Tensor,
-               pairs: tuple[torch.Tensor, torch.Tensor], batch_size: int, generator: torch.Generator) -> float:
-    queries, clips = pairs
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(queries), batch_size):
-            q, a = queries[start:start + batch_size], clips[start:start + batch_size]
-            audio_emb, text_emb = head(audio[a], text[q])
-            total += float(system.loss(audio_emb, text_emb, a, generator)) * len(q)
-            count += len(q)
-    return total / max(count, 1)
-
-
 def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_features: TaskFeatures,
-          training_data: list[dict[str, str]], output: Path, progress: bool = True) -> TrainResult:
+        training_data: list[dict[str, str]], output: Path, progress: bool = True) -> TrainResult:
     """Train `system.head`; resume from `output/last.pt` when it exists. Returns the best checkpoint.
 
-    `progress=False` silences the bars and the per-epoch lines (`log.jsonl` is always written).
+    Each epoch: shuffled pairs in batches (every rank its slice of each global batch), inputs
+    from cached features or audio read by `num_workers` workers with seeded random crops,
+    optimiser + schedule + clipping + the system's `after_step`, then validation loss (eval mode)
+    and validation mAP@10 (selects best.pt). Torch's RNG is reseeded per epoch, so a resumed run
+    repeats the epochs an uninterrupted one would have run. `progress=False` silences the bars
+    and the per-epoch lines (`log.jsonl` is always written).
     """
     from tqdm.auto import tqdm
 
     config = system.config
     if not system.needs_training:
-        raise LarbError("this configuration has no trainable part (lambda=0 is the zero-shot system).",
-                        fix=f"run it directly: larb baseline run {spec.name} --task TASK --set lambda=0 ...")
+        raise LarbError("this configuration has no trainable part.",
+                        fix=f"run it directly: larb baseline run {spec.name}")
     accelerator = make_accelerator(config)
-    if accelerator.device.type == "cpu":
+    if accelerator.device.type == "cpu" and not system.end_to_end:
         # A head on cached features is hundreds of tiny ops per step: on a busy 2-core machine,
         # two intra-op threads spin-wait on each other (measured: 70 s against 4 s for the demo).
         torch.set_num_threads(1)
     output.mkdir(parents=True, exist_ok=True)
-    head = system.head
-    optimizer = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=config["lr"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=config["lr_factor"],
-                                                           patience=config["lr_patience"])
     state = resume_state(output / "last.pt", spec, config, training_data, TRAINING_KEYS)
+    system.prepare_training(train_features, val_features, output, progress and accelerator.is_main_process)
+    head = system.head
+    pairs = train_features.pairs()
+    batch_size, world, rank = config["batch_size"], accelerator.num_processes, accelerator.process_index
+    per_epoch = len(epoch_order(pairs, config["epoch_unit"], torch.Generator().manual_seed(0)))
+    steps_per_epoch = len(batches(pairs, torch.arange(per_epoch), batch_size, config["drop_last"]))
+    optimizer = make_optimizer(config, system.parameter_groups(head))
+    scheduler, cadence = make_scheduler(config, optimizer, max(steps_per_epoch, 1))
     history = restore(state, head, optimizer, scheduler, accelerator, output, progress)
     head, optimizer = accelerator.prepare(head, optimizer)
     device = accelerator.device
-    audio, text = train_features.audio.to(device), train_features.text.to(device)
-    val_audio, val_text = val_features.audio.to(device), val_features.text.to(device)
-    queries, clips = train_features.pairs()
+    streamed = system.clips is not None and not train_features.audio.dtype.is_floating_point
+    workers = config["num_workers"] if streamed else 0
     val_pairs = val_features.pairs()
-    batch_size, world, rank = config["batch_size"], accelerator.num_processes, accelerator.process_index
+    val_batches = batches(val_pairs, torch.arange(len(val_pairs[0])), batch_size, False)
     best = max((r["val_mAP@10"] for r in history), default=-1.0)
     for epoch in range(len(history), config["epochs"]):
+        seed = config["seed"] * 1_000_003 + epoch
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        order = epoch_order(pairs, config["epoch_unit"], generator)
+        mine = [(q[rank::world], a[rank::world])
+                for q, a in batches(pairs, order, batch_size, config["drop_last"])]
         head.train()
-        generator = _epoch_generator(config["seed"], epoch)
-        order = torch.randperm(len(queries), generator=generator)
         losses = []
-        steps = range(0, len(order), batch_size)
-        for start in tqdm(steps, desc=f"epoch {epoch + 1}", leave=False,
+        for batch in tqdm(loader(system, train_features, mine, True, seed, workers), desc=f"epoch {epoch + 1}",
+                          leave=False,
                           disable=not progress or not accelerator.is_main_process):
-            batch = order[start:start + batch_size][rank::world]
-            q, a = queries[batch], clips[batch]
+            extra = {"fractions": batch["fractions"].to(device)} if "fractions" in batch else {}
             with accelerator.autocast():
-                audio_emb, text_emb = head(audio[a], text[q])
-                loss = system.loss(audio_emb, text_emb, a, generator)
+                audio_emb, text_emb = head(batch["audio"].to(device), batch["text"].to(device), **extra)
+                loss = system.batch_loss(audio_emb.float(), text_emb.float(), batch["clips"], batch["queries"],
+                                         generator)
             accelerator.backward(loss)
+            if config["grad_clip"] > 0:
+                accelerator.clip_grad_norm_(head.parameters(), config["grad_clip"])
             optimizer.step()
             optimizer.zero_grad()
+            if cadence == "step":
+                scheduler.step()
+            system.after_step(accelerator.unwrap_model(head))
             losses.append(loss.item())
         plain_head = accelerator.unwrap_model(head)
-        val_loss = _mean_loss(system, plain_head, val_audio, val_text, val_pairs, batch_size,
-                              _epoch_generator(config["seed"] + _VALIDATION_SEED_OFFSET, 0))
+        plain_head.eval()
+        val_loss = mean_loss(system, plain_head, loader(system, val_features, val_batches, False, 0, workers),
+                              device, _epoch_generator(config["seed"] + _VALIDATION_SEED_OFFSET, 0))
         val_map = retrieval_map(plain_head, val_features, device)
-        scheduler.step(val_loss)
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                  "val_mAP@10": val_map, "lr": optimizer.param_groups[0]["lr"]}
+        if cadence == "epoch-loss":
+            scheduler.step(val_loss)
+        elif cadence == "epoch":
+            scheduler.step()
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                  "val_loss": val_loss, "val_mAP@10": val_map, "lr": optimizer.param_groups[0]["lr"]}
         history.append(record)
         best = end_epoch(accelerator, spec, config, plain_head, optimizer, scheduler, training_data, history,
                          best, output, progress)
@@ -125,8 +139,7 @@ def end_epoch(accelerator, spec: BaselineSpec, config: dict[str, Any], plain_hea
               optimizer: torch.optim.Optimizer, scheduler: Any, training_data: list[dict[str, str]],
               history: list[dict[str, Any]], best: float, output: Path, progress: bool) -> float:
     """Save `best.pt` when validation mAP@10 improved, `last.pt` and `log.jsonl` always; print the
-    epoch line. Shared by the cached-feature loop here and the end-to-end loop in `finetune`.
-    Returns the best validation mAP@10 so far."""
+    epoch line. Returns the best validation mAP@10 so far."""
     record = history[-1]
     improved = record["val_mAP@10"] > best
     if accelerator.is_main_process:

@@ -43,7 +43,8 @@ def make_scheduler(config: dict[str, Any], optimizer: torch.optim.Optimizer, ste
     if schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=config["lr_factor"], patience=config["lr_patience"],
-            threshold=config["lr_threshold"], threshold_mode="abs", min_lr=config["min_lr"]), "epoch-loss"
+            threshold=config["lr_threshold"], threshold_mode=config["lr_threshold_mode"],
+            min_lr=config["min_lr"]), "epoch-loss"
     if schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config["lr_step_epochs"],
                                                gamma=config["lr_factor"]), "epoch"
