@@ -1,12 +1,15 @@
 """Hugging Face `datasets` builders for the LARB datasets, their download helpers and scrapers.
 
-`DATASETS` maps a dataset name to its builder class (imported lazily, so listing is cheap).
+The builders are declarations, as the baselines and assets are: entry points of the group
+`larb.datasets`, each a dataset name and `"module:Class"`, imported only when that dataset is
+built or described (so listing them is cheap, and an outside package can add its own).
 Use `datasets_builders.build.build(...)` or `larb data build NAME`.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from benchmark.errors import LarbError
@@ -14,21 +17,27 @@ from benchmark.errors import LarbError
 if TYPE_CHECKING:
     from datasets_builders.base import LarbBuilder
 
-DATASETS: dict[str, str] = {
-    "clotho": "datasets_builders.clotho:ClothoBuilder",
-    "audiocaps": "datasets_builders.audiocaps:AudioCapsBuilder",
-    "wavtext5k": "datasets_builders.wavtext5k:WavText5KBuilder",
-    "wavcaps": "datasets_builders.wavcaps:WavCapsBuilder",
-    "macs": "datasets_builders.macs:MacsBuilder",
-}
+ENTRY_POINT_GROUP = "larb.datasets"
+# The order `larb data list` shows LARB's own datasets in; outside ones follow by name.
+_OWN_ORDER = ("clotho", "audiocaps", "wavtext5k", "wavcaps", "macs")
+
+
+@cache
+def _declared() -> dict[str, EntryPoint]:
+    points = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+    order = [n for n in _OWN_ORDER if n in points] + sorted(set(points) - set(_OWN_ORDER))
+    return {name: points[name] for name in order}
+
+
+def dataset_names() -> list[str]:
+    """The declared dataset names, LARB's own first."""
+    return list(_declared())
 
 
 def builder_class(name: str) -> type[LarbBuilder]:
-    """The builder class of dataset `name`."""
-    try:
-        target = DATASETS[name]
-    except KeyError:
+    """The builder class of dataset `name`, its module imported now."""
+    point = _declared().get(name)
+    if point is None:
         raise LarbError(f"unknown dataset {name!r}.",
-                        fix=f"choose one of {', '.join(DATASETS)} (see 'larb data list').") from None
-    module, _, attribute = target.partition(":")
-    return getattr(import_module(module), attribute)
+                        fix=f"choose one of {', '.join(dataset_names())} (see 'larb data list').")
+    return point.load()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmark.errors import LarbError
 from benchmark.tasks import tasks_built_from
-from datasets_builders import DATASETS, builder_class
+from datasets_builders import builder_class, dataset_names
 
 EPILOG = """examples:
   larb data list
@@ -42,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="splits, options, licence and sources of one dataset")
-    p.add_argument("name", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("name", help=f"one of {', '.join(dataset_names())}")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("build", help="download, verify, extract and write a dataset")
-    p.add_argument("name", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("name", help=f"one of {', '.join(dataset_names())}")
     p.add_argument("--split", action="append", metavar="S",
                    help="a split to build (repeat, or comma-separate; 'all' for every split)")
     p.add_argument("--sample-rate", type=_sample_rate, metavar="R",
@@ -129,7 +129,7 @@ def describe(name: str) -> dict[str, object]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = [{"name": name, "title": builder_class(name).TITLE,
-             "splits": ", ".join(builder_class(name).SPLITS)} for name in DATASETS]
+             "splits": ", ".join(builder_class(name).SPLITS)} for name in dataset_names()]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

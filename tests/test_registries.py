@@ -31,3 +31,14 @@ def test_asking_for_one_baseline_imports_its_module_alone():
 def test_an_unknown_baseline_lists_the_known_ones():
     with pytest.raises(LarbError, match="unknown baseline 'nope'.*passt-mpnet-tags"):
         get_baseline("nope")
+
+
+def test_every_declared_dataset_loads_a_builder_of_that_name():
+    pytest.importorskip("datasets")
+    from datasets_builders import builder_class, dataset_names
+    from datasets_builders.base import LarbBuilder
+
+    assert dataset_names()[:5] == ["clotho", "audiocaps", "wavtext5k", "wavcaps", "macs"]
+    for name in dataset_names():
+        cls = builder_class(name)
+        assert issubclass(cls, LarbBuilder) and cls.NAME == name
