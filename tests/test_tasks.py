@@ -107,8 +107,9 @@ def test_graded_task_has_seventeen_ratings_per_query(shared_mirror):
 
 
 def test_a_changed_ground_truth_is_refused(monkeypatch, small_gt):
-    spec = TaskSpec("test/pinned-task", 1, "test", "t2a", "single", (), lambda: small_gt, "0" * 64, "test",
-                    "none")
+    spec = TaskSpec(
+               id="test/pinned-task", version=1, title="test", direction="t2a", kind="single", assets=(),
+               build=lambda: small_gt, sha256="0" * 64, source="test", audio="none")
     monkeypatch.setitem(TASKS, spec.id, spec)
     with pytest.raises(LarbError, match=f"hashes to {small_gt.sha256}, not the pinned 0{{64}}"):
         get_task(spec.id)
