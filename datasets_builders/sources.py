@@ -27,6 +27,7 @@ from pathlib import Path
 
 from benchmark import assets, task_assets
 from benchmark.assets import Asset, published_file_name
+from benchmark.download import download
 from benchmark.errors import LarbError
 from datasets_builders import urls
 
@@ -140,7 +141,7 @@ def obtain(remote: Remote, data_dir: Path | None = None, *, progress: bool = Tru
     dest = assets.cache_dir() / "assets" / remote.file_name
     url = urls.resolve(remote.url)
     log.info("downloading %s", url)
-    assets.download(url, dest, progress=progress, description=remote.file_name)
+    download(url, dest, progress=progress, description=remote.file_name)
     if not remote.expected:
         log.warning("%s is not pinned by its publisher; its sha256 is %s.", remote.file_name,
                     checksum_of(dest, "sha256"))

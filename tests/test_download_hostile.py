@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from benchmark import assets
+from benchmark import assets, download
 from benchmark.assets import Asset
 from benchmark.errors import LarbError
 
@@ -151,7 +151,7 @@ def server() -> Iterator[Server]:
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("LARB_CACHE_DIR", str(folder))
-    for name in ("LARB_ASSETS_MIRROR", assets.STALL_TIMEOUT_ENV, assets.DEADLINE_ENV):
+    for name in ("LARB_ASSETS_MIRROR", download.STALL_TIMEOUT_ENV, download.DEADLINE_ENV):
         monkeypatch.delenv(name, raising=False)
     return folder
 
@@ -206,12 +206,12 @@ def kept_bytes(error: LarbError) -> int:
 
 
 def test_a_trickle_stalls_out_quickly_and_running_again_resumes(server, make_asset, monkeypatch):
-    monkeypatch.setenv(assets.STALL_TIMEOUT_ENV, "0.3")
+    monkeypatch.setenv(download.STALL_TIMEOUT_ENV, "0.3")
     url = server.add(trickle(PAYLOAD, every=0.5))
     asset, cached = make_asset(url)
     with pytest.raises(LarbError) as info:
         assets.fetch(asset.name, progress=False)
-    assert_clear(info.value, url, "stalled: no data for 0.3 s", "resumes", assets.STALL_TIMEOUT_ENV)
+    assert_clear(info.value, url, "stalled: no data for 0.3 s", "resumes", download.STALL_TIMEOUT_ENV)
     kept = kept_bytes(info.value)
     assert 0 < kept < len(PAYLOAD) and part_of(cached).read_bytes() == PAYLOAD[:kept] and not cached.exists()
     server.routes[urlsplit(url).path] = honest(PAYLOAD)
@@ -223,8 +223,8 @@ def test_a_download_past_its_deadline_ends_with_the_bytes_kept(server, cache):
     url = server.add(trickle(PAYLOAD, every=0.05))
     dest = cache / "assets" / "slow.bin"
     with pytest.raises(LarbError) as info:
-        assets.download(url, dest, progress=False, stall_timeout=1.0, deadline=0.4)
-    assert_clear(info.value, url, "did not finish within 0.4 s", "resumes", assets.DEADLINE_ENV)
+        download.download(url, dest, progress=False, stall_timeout=1.0, deadline=0.4)
+    assert_clear(info.value, url, "did not finish within 0.4 s", "resumes", download.DEADLINE_ENV)
     kept = kept_bytes(info.value)
     assert 0 < kept < 40 and part_of(dest).read_bytes() == PAYLOAD[:kept] and not dest.exists()
 
@@ -235,7 +235,7 @@ def test_a_bad_timeout_in_the_environment_is_named(server, cache, monkeypatch, v
     monkeypatch.setenv(variable, value)
     url = server.add(honest(PAYLOAD))
     with pytest.raises(LarbError) as info:
-        assets.download(url, cache / "assets" / "x.bin", progress=False)
+        download.download(url, cache / "assets" / "x.bin", progress=False)
     assert_clear(info.value, f"${variable}", repr(value), "number")
     assert server.requests == []
 
@@ -248,7 +248,7 @@ def test_a_process_holding_the_lock_too_long_is_a_clear_error(server, cache):
     with open(lock, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(LarbError) as info:
-            assets.download(url, dest, progress=False, deadline=0.3)
+            download.download(url, dest, progress=False, deadline=0.3)
     assert info.value.path == str(lock)
     assert_clear(info.value, str(lock), "another process", "wait for it")
     assert server.requests == [] and not dest.exists()
