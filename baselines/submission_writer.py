@@ -30,8 +30,8 @@ from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
-from benchmark.submission import write_t2a_csv
-from benchmark.submissions import METADATA_FILE, metadata_schema
+from benchmark.rankings import write_t2a_csv
+from benchmark.submission_folders import METADATA_FILE, metadata_schema
 from benchmark.tasks import Task
 
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")

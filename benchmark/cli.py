@@ -65,7 +65,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
 
 def _ranking_source(target: str, task_id: str) -> tuple[str, Path]:
     """(submission id, CSV path) for a submission folder or a bare CSV."""
-    from benchmark.submissions import load_submission
+    from benchmark.submission_folders import load_submission
 
     path = Path(target)
     if path.is_dir():
@@ -111,8 +111,8 @@ def _is_result_record(path: Path) -> bool:
 
 
 def _scored(target: str, task_name: str):
+    from benchmark.rankings import read_ranking
     from benchmark.scoring import score
-    from benchmark.submission import read_ranking
     from benchmark.tasks import TASKS, get_task
 
     if task_name in TASKS:  # check the submission first: a missing asset must not hide a typo

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmark.errors import LarbError
 from benchmark.leaderboard import score_task, task_table
-from benchmark.submissions import Submission, find_submissions, load_submission
+from benchmark.submission_folders import Submission, find_submissions, load_submission
 from benchmark.tasks import get_task
 
 TASK = "demo"

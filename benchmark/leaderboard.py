@@ -16,10 +16,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchmark import __version__, stats
+from benchmark.rankings import read_ranking
 from benchmark.reported import Reported, load_reported
 from benchmark.scoring import Scores, score
-from benchmark.submission import read_ranking
-from benchmark.submissions import Submission, find_submissions
+from benchmark.submission_folders import Submission, find_submissions
 from benchmark.tasks import TASKS, get_task
 
 HEADER = """# LARB leaderboard

@@ -11,7 +11,7 @@ from benchmark import output_folders
 from benchmark.atomic import atomic_write_text
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
-from benchmark.submission import write_t2a_csv
+from benchmark.rankings import write_t2a_csv
 
 
 def random_rankings(ground_truth: GroundTruth, seed: int) -> list[list[str]]:

@@ -14,8 +14,8 @@ import numpy as np
 
 from benchmark import __version__, jsonschemas
 from benchmark.atomic import atomic_write_text
+from benchmark.rankings import Ranking
 from benchmark.scoring import Scores
-from benchmark.submission import Ranking
 from benchmark.tasks import Task
 
 

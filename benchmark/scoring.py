@@ -8,7 +8,7 @@ import numpy as np
 
 from benchmark import metrics, stats
 from benchmark.groundtruth import GroundTruth
-from benchmark.submission import Ranking
+from benchmark.rankings import Ranking
 
 # Graded tasks (ratings 0-100): a file counts as relevant for the binary metrics from this
 # rating on (the middle of the scale); nDCG@10 uses the ratings themselves as gains.

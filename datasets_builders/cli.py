@@ -177,7 +177,7 @@ def cmd_groundtruth(args: argparse.Namespace) -> int:
     import datasets
 
     from benchmark.tasks import TASKS
-    from datasets_builders.groundtruth import task_ground_truth, task_source
+    from datasets_builders.task_groundtruth import task_ground_truth, task_source
 
     _, split, _ = task_source(args.task)
     path = Path(args.path)

@@ -5,7 +5,7 @@ folder) with `datasets.load_from_disk` and writes each row's audio under its `fi
 as WAV, then `captions.csv` (`file_name,caption_1..caption_N`, N = the most captions of a
 row, shorter rows padded with empty cells). The folder is what `benchmark.tasks.get_task`
 reads as a folder task, so the harness and the baselines take it as `--task FOLDER`, and
-its ground truth is the one `datasets_builders.groundtruth` computes from the split
+its ground truth is the one `datasets_builders.task_groundtruth` computes from the split
 (same query ids `file_name#k`, same sha256) whenever every row has audio.
 
 - Audio: stored WAV bytes at the kept rate are written byte for byte; anything else (FLAC

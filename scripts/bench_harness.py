@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import scoring, submission
+from benchmark import rankings, scoring
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
 
@@ -35,7 +35,7 @@ def timed(fn, *args):
 
 
 def harness(path: Path, gt: GroundTruth):
-    ranking = submission.read_ranking(path, gt)
+    ranking = rankings.read_ranking(path, gt)
     return scoring.score(ranking, gt)
 
 
@@ -77,7 +77,7 @@ def synthetic(n_queries: int, n_corpus: int, folder: Path) -> tuple[GroundTruth,
             seen[int(rng.integers(K))] = int(relevant[i])
         rows[i] = seen
     path = folder / "synthetic.csv"
-    submission.write_t2a_csv(path, ids, texts, [[corpus[j] for j in r] for r in rows])
+    rankings.write_t2a_csv(path, ids, texts, [[corpus[j] for j in r] for r in rows])
     return gt, path, rows, relevant
 
 

@@ -211,7 +211,7 @@ def ranking_rows() -> Callable[..., list[list[str]]]:
 def write_ranking(ranking_rows) -> Callable[..., Path]:
     """`write_ranking(path, gt, seed=0, perfect=False)`: a valid ranking CSV with a query_id column
     (needed where captions are shared, as in the demo task)."""
-    from benchmark.submission import write_t2a_csv
+    from benchmark.rankings import write_t2a_csv
 
     def write(path: Path, gt: GroundTruth, seed: int = 0, *, perfect: bool = False) -> Path:
         rows = ranking_rows(gt, seed, perfect=perfect)
@@ -230,8 +230,8 @@ def chance_map(n_corpus: int) -> float:
 def harness_scores(folder: Path, task_name: str) -> dict[str, float]:
     """A submission's scores from the harness (validator + scorer), not from the model."""
     from baselines.submission_writer import ranking_file_name
+    from benchmark.rankings import read_ranking
     from benchmark.scoring import score
-    from benchmark.submission import read_ranking
     from benchmark.tasks import get_task
 
     task = get_task(task_name)

@@ -30,8 +30,8 @@ from baselines.runner import train_baseline as train_model
 from baselines.submission_writer import ranking_file_name
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
+from benchmark.rankings import Ranking, read_ranking
 from benchmark.scoring import score
-from benchmark.submission import Ranking, read_ranking
 from benchmark.tasks import get_task
 
 TINY_CHECK = ["size=tiny", "text_encoder=tiny-roberta"]

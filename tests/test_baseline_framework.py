@@ -21,8 +21,8 @@ from baselines.task_features import TaskFeatures
 from baselines.train import loop as training
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_t2a
-from benchmark.submission import read_ranking
-from benchmark.submissions import load_submission
+from benchmark.rankings import read_ranking
+from benchmark.submission_folders import load_submission
 from benchmark.tasks import folder_task
 
 # -- settings ---------------------------------------------------------------------------------

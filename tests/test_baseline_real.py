@@ -18,7 +18,7 @@ import torch
 from conftest import MIRROR, REFERENCE, chance_map, require_shared
 
 from baselines.config import apply_overrides
-from baselines.encoders.text import TEXT_ENCODERS, SentenceEncoder
+from baselines.encoders.sentence_encoders import TEXT_ENCODERS, SentenceEncoder
 from baselines.models.passt_mpnet_tags import DEFAULTS, SPEC
 from baselines.runner import run_baseline, train_baseline
 from benchmark.cli import main as larb

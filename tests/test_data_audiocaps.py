@@ -16,7 +16,7 @@ from datasets_builders import sources
 from datasets_builders.audio import decode
 from datasets_builders.audiocaps import _clips, read_captions
 from datasets_builders.build import build
-from datasets_builders.groundtruth import task_ground_truth
+from datasets_builders.task_groundtruth import task_ground_truth
 
 CSV = (b"audiocap_id,youtube_id,start_time,caption\n"
        b"103549,7fmOlUlwoNg,20,Constant rattling noise and sharp vibrations\n"

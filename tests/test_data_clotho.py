@@ -25,8 +25,8 @@ from benchmark.tasks import TASKS
 from datasets_builders import sources
 from datasets_builders.audio import decode
 from datasets_builders.build import build
-from datasets_builders.groundtruth import task_ground_truth
 from datasets_builders.tables import read_rows, wide_captions
+from datasets_builders.task_groundtruth import task_ground_truth
 
 NAMES = [" Ambience Birds.wav", "Santa Motor.wav", "risas nenas.wav"]
 ZENODO = "/zenodo/records/4783391/files/"

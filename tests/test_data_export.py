@@ -35,8 +35,8 @@ from datasets_builders import sources
 from datasets_builders.base import common_features
 from datasets_builders.build import build, finish, save_atomically
 from datasets_builders.export import CAPTIONS_FILE, MANIFEST_FILE, export, partial_folder
-from datasets_builders.groundtruth import task_ground_truth
 from datasets_builders.tables import wide_captions
+from datasets_builders.task_groundtruth import task_ground_truth
 
 NAMES = [" Ambience Birds.wav", "Santa Motor.wav", "risas nenas.wav"]
 ZENODO = "/zenodo/records/4783391/files/"

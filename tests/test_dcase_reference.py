@@ -15,8 +15,8 @@ import pytest
 import pytrec_eval
 from conftest import brute_force_jackknife
 
+from benchmark.rankings import read_ranking
 from benchmark.scoring import score
-from benchmark.submission import read_ranking
 from benchmark.tasks import get_task
 
 BASELINE = "reference/scoring/dcase2022_baseline_clotho_evaluation.output.csv"

@@ -15,7 +15,7 @@ from baselines.runner import run_models, train_baseline
 from baselines.submission_writer import SubmissionInfo, write_submission
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_a2t
-from benchmark.submissions import load_submission
+from benchmark.submission_folders import load_submission
 from benchmark.tasks import get_task
 
 

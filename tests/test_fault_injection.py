@@ -365,7 +365,7 @@ def baseline_run_scenario() -> Scenario:
         (root / "old.csv").write_bytes((root / "subs" / "zero-shot" / "demo.csv").read_bytes())
 
     def state(root: Path) -> str:
-        from benchmark.submissions import load_submission
+        from benchmark.submission_folders import load_submission
 
         submission = load_submission(root / "subs" / "zero-shot")
         csv_bytes = submission.ranking_path("demo").read_bytes()

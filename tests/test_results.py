@@ -15,9 +15,9 @@ import pytest
 
 from benchmark import __version__
 from benchmark.errors import LarbError
+from benchmark.rankings import read_ranking
 from benchmark.results import build_record, result_schema, write_record
 from benchmark.scoring import score
-from benchmark.submission import read_ranking
 from benchmark.tasks import get_task
 
 REQUIRED = {"schema_version", "task", "submission", "metrics", "confidence_intervals", "n_queries",

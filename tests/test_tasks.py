@@ -15,7 +15,7 @@ import pytest
 from benchmark import assets, demo_data
 from benchmark.errors import LarbError
 from benchmark.groundtruth import captions_t2a
-from benchmark.submission import read_ranking
+from benchmark.rankings import read_ranking
 from benchmark.tasks import EXPORT_MANIFEST, TASKS, TaskSpec, _caption_rows, get_task, task_ids
 
 

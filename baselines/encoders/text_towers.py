@@ -1,6 +1,6 @@
 """Trainable text encoders (fine-tuned with the audio encoder): RoBERTa base/large and two small ones.
 
-`encoders/text.py` holds the *frozen* sentence encoders, whose outputs are cached; the towers
+`encoders/sentence_encoders.py` holds the *frozen* sentence encoders, whose outputs are cached; the towers
 here are trained end to end, so captions are cached as token ids and the transformer runs in
 every step. A caption is embedded as the first token (<s>) of the last hidden layer, as in
 msclap's CLAP (`out[:, 0, :]`) and in salsa (`use_first_token=True`); RoBERTa's pooler is not

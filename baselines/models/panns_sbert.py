@@ -38,7 +38,7 @@ from baselines.audio.clips import ClipStore, synthetic_tones
 from baselines.embedding_cache import EmbeddingCache, cached_extract, file_sha256
 from baselines.encoders import panns
 from baselines.encoders.augment import SpecAugment
-from baselines.encoders.text import TextFeatures, text_encoder_spec
+from baselines.encoders.sentence_encoders import TextFeatures, text_encoder_spec
 from baselines.losses import LOSSES, same_audio_mask
 from baselines.models.end_to_end import (
     E2E_DEFAULTS,

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from baselines import assets
+from baselines.encoders.sentence_encoders import TextFeatures, text_encoder_spec
 from baselines.encoders.taggers import TAGGERS, TaggerFeatures, tagger_spec
-from baselines.encoders.text import TextFeatures, text_encoder_spec
 from baselines.losses import same_audio_mask, triplet_random
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem, TrainingHooks

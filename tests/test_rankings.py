@@ -1,4 +1,4 @@
-"""The ranking validator (`benchmark.submission.read_ranking`): one test per rule, each checking
+"""The ranking validator (`benchmark.rankings.read_ranking`): one test per rule, each checking
 that the error names the file, the line and the rule; the accepted variants; the shared-caption
 rule; round trips of `write_t2a_csv` (hypothesis); the audio-to-text form and its scoring."""
 
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth, captions_a2t, captions_t2a
+from benchmark.rankings import normalise_caption, read_ranking, write_t2a_csv
 from benchmark.scoring import score
-from benchmark.submission import normalise_caption, read_ranking, write_t2a_csv
 
 FNAME = [f"fname_{i}" for i in range(1, 11)]
 HEADER = ["caption", *FNAME]
