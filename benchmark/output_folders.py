@@ -64,12 +64,12 @@ def staging_folder(target: Path, what: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         recover(target)
         staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-        _remove(staging)
+        remove(staging)
         staging.mkdir()
         try:
             (staging / MARKER).write_text(json.dumps({"written_by": "larb", "what": what}) + "\n", "utf-8")
         except BaseException:
-            _remove(staging)
+            remove(staging)
             raise
     return staging
 
@@ -83,12 +83,12 @@ def publish(staging: Path, target: Path, *, overwrite: bool) -> Path:
             return target
         check_target(target, overwrite=overwrite)
         if _exchange(staging, target):
-            _remove(staging)  # it holds the old output now
+            remove(staging)  # it holds the old output now
             return target
         old = target.parent / f".{target.name}.old-{os.getpid()}"
         os.rename(target, old)
         os.rename(staging, target)
-        _remove(old)
+        remove(old)
     return target
 
 
@@ -107,10 +107,11 @@ def recover(target: Path) -> None:
         if match.group(1) == "old" and not (target.exists() or target.is_symlink()):
             os.rename(sibling, target)
         else:
-            _remove(sibling)
+            remove(sibling)
 
 
-def _remove(path: Path) -> None:
+def remove(path: Path) -> None:
+    """Delete a folder tree, a file or a link (never what a link points to); nothing if absent."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():

@@ -40,7 +40,7 @@ from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
-from benchmark.untrusted import regular_file
+from benchmark.untrusted import decode_utf8, regular_file
 
 # Generous: a row is a caption and ten file names, well under 4 KiB.
 BYTES_PER_QUERY_LIMIT = 4096
@@ -92,15 +92,7 @@ def _read_text(path: Path, limit: int) -> tuple[str, str]:
     if _looks_utf16(data):
         raise LarbError("the file is UTF-16 (or another wide encoding), not UTF-8.", path=path,
                         fix="save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or iconv -f UTF-16 -t UTF-8).")
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = data[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = bom + exc.start  # in the file, BOM included
-        line = data.count(b"\n", 0, offset) + 1
-        raise LarbError(f"byte {data[offset]:#04x} at offset {offset} is not valid UTF-8.", path=path,
-                        line=line, fix="save the file as UTF-8.") from None
-    return text, sha256
+    return decode_utf8(data, path), sha256
 
 
 def _looks_utf16(data: bytes) -> bool:

@@ -127,12 +127,7 @@ def _numbered_caption_rows(path: Path) -> list[tuple[int, str, list[str]]]:
 
 def _decoded(path: Path) -> str:
     """The whole file as text (UTF-8, a BOM allowed); a bad byte anywhere is named by its line."""
-    data = untrusted.regular_file(path, what="captions CSV").read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
-                        line=data.count(b"\n", 0, exc.start) + 1, fix="save the file as UTF-8.") from None
+    return untrusted.decode_utf8(untrusted.regular_file(path, what="captions CSV").read_bytes(), path)
 
 
 def _clotho(asset: str, build: Callable = captions_t2a) -> Callable[[], GroundTruth]:

@@ -11,6 +11,7 @@ validator walks it or an error message prints it.
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from pathlib import Path
@@ -47,6 +48,18 @@ def regular_file(path: Path, *, what: str = "file") -> Path:
         kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
         raise LarbError(f"the {what} is {kind}.", path=path, fix="give a regular file.")
     return path
+
+
+def decode_utf8(data: bytes, path: Path, *, fix: str = "save the file as UTF-8.") -> str:
+    """`data` as UTF-8 text (a leading BOM dropped); a bad byte anywhere is one error naming its
+    offset and line, not a traceback from the middle of a read."""
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = bom + exc.start  # in the file, BOM included
+        raise LarbError(f"byte {data[offset]:#04x} at offset {offset} is not valid UTF-8.", path=path,
+                        line=data.count(b"\n", 0, offset) + 1, fix=fix) from None
 
 
 def excerpt(value: object) -> str:

@@ -174,8 +174,7 @@ def _prepare(work: Path, key: dict[str, object]) -> bool:
             (work / CAPTIONS_FILE).unlink(missing_ok=True)  # written again, last
             return True
         log.info("discarding %s: it holds an export of another split, build or sample rate", work)
-    if work.exists() or work.is_symlink():
-        shutil.rmtree(work) if work.is_dir() and not work.is_symlink() else work.unlink()
+    output_folders.remove(work)
     work.mkdir(parents=True)
     atomic_write_text(manifest, json.dumps({"key": key, "complete": False}, indent=1) + "\n")
     return False

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark.errors import LarbError
+from benchmark.untrusted import decode_utf8
 
 
 def read_text(path: Path) -> str:
@@ -62,12 +63,7 @@ def malformed_csv(path: Path, reader) -> Iterator[None]:
 
 def wide_captions(path: Path) -> list[tuple[str, list[str]]]:
     """(file name, captions) from a Clotho captions CSV, as the harness reads it (cells verbatim)."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LarbError(f"byte {data[exc.start]:#04x} at offset {exc.start} is not valid UTF-8.", path=path,
-                        line=data.count(b"\n", 0, exc.start) + 1, fix="restore the official file.") from None
+    text = decode_utf8(path.read_bytes(), path, fix="restore the official file.")
     reader = csv.reader(io.StringIO(text, newline=""))
     with malformed_csv(path, reader):
         header = next(reader, None)
