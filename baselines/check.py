@@ -8,6 +8,7 @@ loss. Each failure says what to fix. Asset availability is reported, not judged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,7 +37,7 @@ def _check(ok: bool, what: str, fix: str) -> CheckResult:
     return CheckResult("ok", what) if ok else CheckResult("FAIL", what, fix)
 
 
-def contract_check(spec: BaselineSpec, config: dict[str, Any]) -> list[CheckResult]:
+def contract_check(spec: BaselineSpec, config: Mapping[str, Any]) -> list[CheckResult]:
     """Run every check; never raises for a failed check (the results say what failed)."""
     synthetic = spec.synthetic_system(config)
     system, head, dim = synthetic.system, synthetic.system.head, synthetic.embedding_dim
@@ -72,7 +73,7 @@ def contract_check(spec: BaselineSpec, config: dict[str, Any]) -> list[CheckResu
     return results
 
 
-def _training_checks(system, synthetic, config: dict[str, Any]) -> list[CheckResult]:
+def _training_checks(system, synthetic, config: Mapping[str, Any]) -> list[CheckResult]:
     """Gradients reach every trainable parameter, and the loss on a fixed batch falls below its start.
 
     The loss is judged after `_STEPS` steps and, while it is still above its start, after each

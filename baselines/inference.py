@@ -92,7 +92,7 @@ def load_member(member: Member, overrides: Sequence[str] = (), progress: bool = 
         raise LarbError(f"this checkpoint is of baseline {payload['baseline']!r}, not {spec.name!r}.", path=path,
                         fix="drop the baseline name, or pass a checkpoint of that baseline.")
     saved = payload["config"]
-    config = apply_overrides({**spec.defaults, **saved}, settings)
+    config = apply_overrides(spec.defaults.updated(saved, path=path), settings)
     changed = [k for k in spec.model_keys if config[k] != saved.get(k, spec.defaults[k])]
     if changed:
         raise LarbError(f"--set {changed[0]}={config[changed[0]]} contradicts the checkpoint.", path=path,

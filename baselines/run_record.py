@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from benchmark.tasks import Task
 RECORD = "run.json"
 
 
-def weights_file_digests(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def weights_file_digests(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """setting -> {path, sha256} (a file) or {path, files: {name: sha256}} (a model folder)."""
     digests: dict[str, dict[str, Any]] = {}
     for key, value in sorted(config.items()):
@@ -52,7 +52,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def run_inputs(spec: BaselineSpec, config: dict[str, Any], train_tasks: Sequence[Task],
+def run_inputs(spec: BaselineSpec, config: Mapping[str, Any], train_tasks: Sequence[Task],
                val_task: Task | None) -> dict[str, Any]:
     """Everything a resumed run must share with the run it continues."""
     def task(t: Task) -> dict[str, str]:
@@ -67,7 +67,7 @@ def run_inputs(spec: BaselineSpec, config: dict[str, Any], train_tasks: Sequence
     }
 
 
-def write_run_record(folder: Path, spec: BaselineSpec, config: dict[str, Any], train_tasks: Sequence[Task],
+def write_run_record(folder: Path, spec: BaselineSpec, config: Mapping[str, Any], train_tasks: Sequence[Task],
                      val_task: Task | None) -> Path:
     """Write `folder/run.json`; refuse a folder whose run started from other inputs."""
     inputs = run_inputs(spec, config, train_tasks, val_task)
@@ -79,6 +79,6 @@ def write_run_record(folder: Path, spec: BaselineSpec, config: dict[str, Any], t
             raise LarbError(f"this folder holds a run that started from other inputs ({', '.join(changed)}).",
                             path=folder, fix="pass a new --output folder, or the same tasks and weights to resume.")
         return path
-    record = {"inputs": inputs, "config": config, "versions": _versions()}
+    record = {"inputs": inputs, "config": dict(config), "versions": _versions()}
     folder.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -8,7 +8,7 @@ need features that stream (waveforms, tokens) and a head that contains the encod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from baselines.audio.clips import ClipStore
+from baselines.config import Settings
 from baselines.task_features import TaskFeatures
 from benchmark.tasks import Task
 
@@ -29,7 +30,7 @@ class System(Protocol):
     l2-normalised, so that a dot product is the similarity the ranking uses.
     """
 
-    config: dict[str, Any]
+    config: Mapping[str, Any]
     head: nn.Module
     end_to_end: bool  # True: encoders inside the head are fine-tuned; False: a head on cached features
     clips: ClipStore | None  # reads audio by clip id per step when features hold clip ids
@@ -58,7 +59,7 @@ class System(Protocol):
 class TrainingHooks:
     """The defaults of the hooks the training loop calls; a system overrides what its recipe needs."""
 
-    config: dict[str, Any]
+    config: Mapping[str, Any]
     end_to_end = False
     clips: ClipStore | None = None
 
@@ -115,21 +116,21 @@ class BaselineSpec:
     head: str
     loss: str
     training_data: str
-    defaults: dict[str, Any] = field(hash=False)
+    defaults: Settings = field(hash=False)
     model_keys: tuple[str, ...]
-    build: Callable[[dict[str, Any], str, bool], System] = field(repr=False)
-    parameter_counts: Callable[[dict[str, Any]], ParameterCounts] = field(repr=False)
-    required_assets: Callable[[dict[str, Any]], list[str]] = field(repr=False)
-    synthetic_system: Callable[[dict[str, Any]], SyntheticSystem] = field(repr=False)
-    system_name: Callable[[dict[str, Any]], str] = field(repr=False)
+    build: Callable[[Mapping[str, Any], str, bool], System] = field(repr=False)
+    parameter_counts: Callable[[Mapping[str, Any]], ParameterCounts] = field(repr=False)
+    required_assets: Callable[[Mapping[str, Any]], list[str]] = field(repr=False)
+    synthetic_system: Callable[[Mapping[str, Any]], SyntheticSystem] = field(repr=False)
+    system_name: Callable[[Mapping[str, Any]], str] = field(repr=False)
 
-    def declaration(self, config: dict[str, Any]) -> dict[str, Any]:
+    def declaration(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON-able declaration, with parameter counts computed for `config`."""
         counts = self.parameter_counts(config)
         return {
             "name": self.name, "paper": self.paper, "links": self.links, "audio_encoder": self.audio_encoder,
             "text_encoder": self.text_encoder, "head": self.head, "loss": self.loss,
-            "training_data": self.training_data, "config": config,
+            "training_data": self.training_data, "config": dict(config),
             "parameters": {"total": counts.total, "trainable": counts.trainable},
             "assets": self.required_assets(config),
         }

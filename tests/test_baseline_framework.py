@@ -3,6 +3,7 @@ head and loss, training (best checkpoint, exact resume), submission writing and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -16,6 +17,7 @@ from baselines.config import apply_overrides
 from baselines.embedding_cache import EmbeddingCache, cached_extract
 from baselines.models.passt_mpnet_tags import DEFAULTS, SPEC, PasstMpnetTags, pellegrini_triplet
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
+from baselines.registry import all_baselines
 from baselines.submission_writer import SubmissionInfo, write_submission
 from baselines.task_features import TaskFeatures
 from baselines.train import loop as training
@@ -36,10 +38,36 @@ def test_overrides_take_the_type_of_their_default():
 
 
 @pytest.mark.parametrize("assignment, message", [
-    ("nope=1", "unknown setting 'nope'"), ("epochs=ten", "expected a int"), ("lambda", "not key=value")])
-def test_bad_overrides_are_user_errors(assignment, message):
-    with pytest.raises(LarbError, match=message):
+    ("nope=1", "unknown setting 'nope'"), ("epochs=ten", "epochs=ten: expected an int"),
+    ("lr=1e400", "expected a finite float"), ("drop_last=maybe", "expected a bool"),
+    ("schedule=cosine", "expected one of plateau|step|warmup-cosine"), ("lambda", "not key=value")])
+def test_bad_overrides_are_one_error_listing_the_keys_with_their_types(assignment, message):
+    with pytest.raises(LarbError, match=message) as caught:
         apply_overrides(DEFAULTS, [assignment])
+    if "=" in assignment:
+        assert "batch_size (int)" in str(caught.value) and "tagger (passt|cnn14|mn04)" in str(caught.value)
+        assert str(caught.value).count("(") >= len(DEFAULTS)
+
+
+def test_settings_are_frozen_typed_mappings_and_saved_values_are_checked():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEFAULTS.lr = 1.0  # type: ignore[misc]
+    assert dict(DEFAULTS)["lambda"] == 0.8 and len(DEFAULTS) == len(dict(DEFAULTS)) == len(list(DEFAULTS))
+    assert {**DEFAULTS, "lr": 2.0}["lr"] == 2.0
+    assert DEFAULTS.updated({"epochs": 3, "lr": 1})["lr"] == 1.0  # an int where a float is declared
+    for saved in ({"epochs": 3.5}, {"lambda": "0.8"}, {"drop_last": 1}, {"tagger": "vggish"}, {"old_key": 1}):
+        with pytest.raises(LarbError, match="expected|unknown setting"):
+            DEFAULTS.updated(saved, path="best.pt")
+    with pytest.raises(KeyError):
+        DEFAULTS["nope"]
+
+
+def test_every_baseline_declares_its_settings_as_a_frozen_dataclass():
+    for spec in all_baselines():
+        assert dataclasses.is_dataclass(spec.defaults) and type(spec.defaults).__dataclass_params__.frozen
+        for key, value in spec.defaults.items():  # each default round-trips through its own --set text
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            assert apply_overrides(spec.defaults, [f"{key}={text}"])[key] == value, (spec.name, key)
 
 
 # -- embedding cache --------------------------------------------------------------------------
@@ -296,7 +324,7 @@ def test_contract_check_reports_a_broken_head(run_cli, monkeypatch):
     (["baseline", "run", "passt-mpnet-tags", "--task", "demo", "--checkpoint", "missing.pt", "--output",
       "subs/x2"], "checkpoint not found"),
     (["baseline", "train", "passt-mpnet-tags", "--train-task", "demo-train", "--set", "tagger=vggish"],
-     "unknown tagger 'vggish'"),
+     "tagger=vggish: expected one of passt|cnn14|mn04"),
     (["baseline", "train", "passt-mpnet-tags", "--train-task", "demo-train", "--train-task", "demo-train"],
      "training task demo-train is given twice"),
 ])

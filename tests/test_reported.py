@@ -55,9 +55,9 @@ def test_every_packaged_reproduce_link_names_registered_settings():
         spec = get_baseline(member["baseline"])
         settings = member.get("settings", {})
         assert set(settings) <= set(spec.model_keys), system
-        config = {**spec.defaults, **settings}
         if settings.get("stage") == 2:
-            config["distill_from"] = "stage1/best.pt"  # stage 2 must name its teachers; any path validates
+            settings = {**settings, "distill_from": "stage1/best.pt"}  # stage 2 must name its teachers
+        config = spec.defaults.updated(settings)  # checks each value against its declared type
         spec.parameter_counts(config)  # validates the values (unknown loss, tagger, encoder, stage)
         for key, value in settings.items():
             assert type(value) is type(spec.defaults[key]), (system, key)

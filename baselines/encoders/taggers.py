@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -75,6 +76,7 @@ def _cnn14() -> TaggerSpec:
 
 
 # Builders, so that listing names imports no model code.
+Tagger = Literal["passt", "cnn14", "mn04"]
 TAGGERS: dict[str, Callable[[], TaggerSpec]] = {"passt": _passt, "cnn14": _cnn14, "mn04": _mn04}
 
 

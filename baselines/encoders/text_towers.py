@@ -25,7 +25,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 from torch import nn
@@ -169,7 +169,8 @@ def tokenize(tokenizer: Tokenizer, texts: Sequence[str], max_length: int, strip_
     return torch.as_tensor(out["input_ids"], dtype=torch.long)
 
 
-POOLINGS = ("first", "mean")
+TextPooling = Literal["first", "mean"]
+POOLINGS: tuple[str, ...] = get_args(TextPooling)
 
 
 class TextTower(nn.Module):

@@ -29,15 +29,17 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from baselines.audio.clips import ClipStore, synthetic_tones
 from baselines.audio.tiles import tile_mean
+from baselines.config import EpochUnit, Optimizer, Schedule, Size
 from baselines.encoders.audio_frontend import LogmelFilterBank, Spectrogram
 from baselines.encoders.htsat import (
     CLAP_CHECKPOINT_URL,
@@ -47,9 +49,9 @@ from baselines.encoders.htsat import (
     htsat_parameter_count,
     load_htsat,
 )
-from baselines.encoders.text_towers import TextTower, build_text_tower, text_tower_spec, tokenize
+from baselines.encoders.text_towers import TextPooling, TextTower, build_text_tower, text_tower_spec, tokenize
 from baselines.losses import clap_cross_entropy, same_audio_mask
-from baselines.models.end_to_end import E2E_DEFAULTS, EndToEndHead, EndToEndSystem, fixed_randomness
+from baselines.models.end_to_end import EndToEndHead, EndToEndSettings, EndToEndSystem, fixed_randomness
 from baselines.models.panns_sbert import ENCODERS, PannsBackbone, panns_tagger
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
@@ -88,6 +90,9 @@ class MsclapProjection(nn.Module):
         return self.layer_norm(embedded + self.drop(self.linear2(nn.functional.gelu(embedded))))
 
 
+Projection = Literal["linear", "msclap"]
+
+
 def projection(kind: str, d_in: int, d_out: int) -> nn.Module:
     if kind == "linear":
         return nn.Linear(d_in, d_out)
@@ -99,7 +104,7 @@ def projection(kind: str, d_in: int, d_out: int) -> nn.Module:
 class ClapHead(EndToEndHead):
     """CNN14 || HTSAT -> projection; RoBERTa -> projection; a learned logit scale for the loss."""
 
-    def __init__(self, cnn14: PannsBackbone, htsat: HtsatEncoder, text: TextTower, config: dict[str, Any],
+    def __init__(self, cnn14: PannsBackbone, htsat: HtsatEncoder, text: TextTower, config: Mapping[str, Any],
                  clips: ClipStore | None = None) -> None:
         seconds = {k: round(config[k] * SAMPLE_RATE) for k in ("cnn14_seconds", "htsat_seconds", "eval_seconds")}
         super().__init__(clips, seconds["cnn14_seconds"], seconds["eval_seconds"], config["eval_batch_size"],
@@ -139,7 +144,7 @@ class ClapHead(EndToEndHead):
         return self.text_projection(self.text(text))
 
 
-def _validate(config: dict[str, Any]) -> None:
+def _validate(config: Mapping[str, Any]) -> None:
     if config["size"] not in ("full", "tiny"):
         raise LarbError(f"size={config['size']!r} is not full or tiny.", fix="use --set size=full.")
     text_tower_spec(config["text_encoder"])
@@ -147,7 +152,7 @@ def _validate(config: dict[str, Any]) -> None:
         raise LarbError(f"temperature_init={config['temperature_init']} is not in (0, 1).", fix="use 0.007.")
 
 
-def _htsat(config: dict[str, Any], pretrained: bool) -> HtsatEncoder:
+def _htsat(config: Mapping[str, Any], pretrained: bool) -> HtsatEncoder:
     htsat_config = HTSAT_TEST if config["size"] == "tiny" else HTSAT_TINY
     source = config["htsat_checkpoint"]
     if not pretrained or source == "none" or (source == "" and config["size"] == "tiny"):
@@ -159,7 +164,7 @@ def _htsat(config: dict[str, Any], pretrained: bool) -> HtsatEncoder:
     return load_htsat(source, htsat_config, config["spec_augment"])
 
 
-def _cnn14(config: dict[str, Any], pretrained: bool) -> PannsBackbone:
+def _cnn14(config: Mapping[str, Any], pretrained: bool) -> PannsBackbone:
     encoder = ENCODERS["cnn14"]
     source = config["cnn14_checkpoint"] if pretrained else "none"
     tagger = panns_tagger(encoder, config["size"], source)
@@ -168,7 +173,8 @@ def _cnn14(config: dict[str, Any], pretrained: bool) -> PannsBackbone:
 
 
 class Clap(EndToEndSystem):
-    def __init__(self, config: dict[str, Any], head: ClapHead, tokenizer=None, clips: ClipStore | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any], head: ClapHead, tokenizer=None,
+                 clips: ClipStore | None = None) -> None:
         self.config = config
         self.head = head
         self.tokenizer = tokenizer
@@ -191,7 +197,7 @@ class Clap(EndToEndSystem):
             head.logit_scale.clamp_(0.0, head.max_logit_scale)
 
 
-def _build_head(config: dict[str, Any], pretrained: bool, clips: ClipStore | None):
+def _build_head(config: Mapping[str, Any], pretrained: bool, clips: ClipStore | None):
     torch.manual_seed(config["seed"])
     cnn14, htsat = _cnn14(config, pretrained), _htsat(config, pretrained)
     text, tokenizer = build_text_tower(config["text_encoder"], config["text_checkpoint"], pretrained=pretrained,
@@ -199,7 +205,7 @@ def _build_head(config: dict[str, Any], pretrained: bool, clips: ClipStore | Non
     return ClapHead(cnn14, htsat, text, config, clips), tokenizer
 
 
-def build(config: dict[str, Any], device: str, progress: bool = True) -> Clap:
+def build(config: Mapping[str, Any], device: str, progress: bool = True) -> Clap:
     _validate(config)
     clips = ClipStore(SAMPLE_RATE)
     head, tokenizer = _build_head(config, True, clips)
@@ -222,14 +228,14 @@ def _counts(size: str, text_encoder: str, projection_kind: str, embed_dim: int) 
     return ParameterCounts({}, cnn + htsat + text.parameter_count() + heads + 1)  # + the logit scale
 
 
-def parameter_counts(config: dict[str, Any]) -> ParameterCounts:
+def parameter_counts(config: Mapping[str, Any]) -> ParameterCounts:
     """Everything is trained: CNN14 (no classifier), HTSAT (no classifier), RoBERTa (no pooler),
     both projections and the logit scale."""
     _validate(config)
     return _counts(config["size"], config["text_encoder"], config["projection"], config["embed_dim"])
 
 
-def required_assets(config: dict[str, Any]) -> list[str]:
+def required_assets(config: Mapping[str, Any]) -> list[str]:
     """Pinned assets only: the HTSAT (LAION-CLAP) and RoBERTa files have no pinned checksum here."""
     _validate(config)
     names = [ENCODERS["cnn14"].asset.name] if config["size"] == "full" and config["cnn14_checkpoint"] == "" else []
@@ -237,7 +243,7 @@ def required_assets(config: dict[str, Any]) -> list[str]:
     return names + ([text.asset] if text.asset and not config["text_checkpoint"] else [])
 
 
-def synthetic_system(config: dict[str, Any], batch: int = 8) -> SyntheticSystem:
+def synthetic_system(config: Mapping[str, Any], batch: int = 8) -> SyntheticSystem:
     """The configured model with random weights (and fixed random draws per forward pass) on 4 s
     synthetic clips (a tone each; rows that share an audio id share the clip) and random token ids."""
     _validate(config)
@@ -252,37 +258,41 @@ def synthetic_system(config: dict[str, Any], batch: int = 8) -> SyntheticSystem:
                            tokens, ids, config["embed_dim"])
 
 
-def system_name(config: dict[str, Any]) -> str:
+def system_name(config: Mapping[str, Any]) -> str:
     size = " (tiny, random init)" if config["size"] == "tiny" else ""
     return f"CLAP CNN14 + HTSAT-tiny + {config['text_encoder']}{size}"
 
 
-DEFAULTS: dict[str, Any] = {
-    **E2E_DEFAULTS,
-    "size": "full",
-    "text_encoder": "roberta-base",
-    "text_checkpoint": "",
-    "text_pooling": "first",
-    "cnn14_checkpoint": "",
-    "htsat_checkpoint": "",
-    "projection": "linear",
-    "embed_dim": 1024,
-    "temperature_init": 0.007,
-    "spec_augment": True,
-    "cnn14_seconds": 20.0,
-    "htsat_seconds": 10.0,
-    "eval_seconds": 30.0,
-    "max_text_tokens": 77,
-    "lr": 1e-4,
-    "optimizer": "adam",
-    "schedule": "step",
-    "lr_step_epochs": 20,
-    "lr_factor": 0.1,
-    "epochs": 45,
-    "batch_size": 128,
-    "epoch_unit": "clips",
-    "eval_batch_size": 16,
-}
+@dataclass(frozen=True)
+class ClapSettings(EndToEndSettings):
+    """The settings of CLAP CNN14 + HTSAT (Deshmukh et al.)."""
+
+    size: Size = "full"
+    text_encoder: str = "roberta-base"
+    text_checkpoint: str = ""
+    text_pooling: TextPooling = "first"
+    cnn14_checkpoint: str = ""
+    htsat_checkpoint: str = ""
+    projection: Projection = "linear"
+    embed_dim: int = 1024
+    temperature_init: float = 0.007
+    spec_augment: bool = True
+    cnn14_seconds: float = 20.0
+    htsat_seconds: float = 10.0
+    eval_seconds: float = 30.0
+    max_text_tokens: int = 77
+    lr: float = 1e-4
+    optimizer: Optimizer = "adam"
+    schedule: Schedule = "step"
+    lr_step_epochs: int = 20
+    lr_factor: float = 0.1
+    epochs: int = 45
+    batch_size: int = 128
+    epoch_unit: EpochUnit = "clips"
+    eval_batch_size: int = 16
+
+
+DEFAULTS = ClapSettings()
 MODEL_KEYS = ("size", "text_encoder", "text_pooling", "projection", "embed_dim")
 
 SPEC = BaselineSpec(

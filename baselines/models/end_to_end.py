@@ -4,6 +4,7 @@ system around it (features, losses, parameter groups) that the training loop dri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +14,52 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.audio.clips import ClipStore
+from baselines.config import (
+    Device,
+    EpochUnit,
+    MixedPrecision,
+    Optimizer,
+    Retrieval,
+    Schedule,
+    Settings,
+    ThresholdMode,
+)
 from baselines.spec import TrainingHooks
 from baselines.task_features import TaskFeatures, require_text_to_audio
 from benchmark.tasks import Task
 
-# Settings shared by the end-to-end baselines: the recipe keys the training loop reads.
-E2E_DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "device": "auto",
-    "mixed_precision": "auto",
-    "retrieval": "chunked",
-    "val_fraction": 0.1,
-    "margin": 0.2,
-    "lr": 1e-4,
-    "text_lr": 0.0,
-    "batch_size": 32,
-    "epochs": 10,
-    "lr_factor": 0.5,
-    "lr_patience": 5,
-    "lr_threshold": 0.0,
-    "lr_threshold_mode": "abs",
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "schedule": "plateau",
-    "lr_step_epochs": 20,
-    "warmup_epochs": 0.0,
-    "rampdown_start": 0.0,
-    "rampdown_stop": 0.0,
-    "min_lr": 0.0,
-    "grad_clip": 0.0,
-    "drop_last": False,
-    "epoch_unit": "pairs",
-    "num_workers": 4,
-    "eval_batch_size": 32,
-}
+
+@dataclass(frozen=True)
+class EndToEndSettings(Settings):
+    """Settings shared by the end-to-end baselines: the recipe keys the training loop reads."""
+
+    seed: int = 0
+    device: Device = "auto"
+    mixed_precision: MixedPrecision = "auto"
+    retrieval: Retrieval = "chunked"
+    val_fraction: float = 0.1
+    margin: float = 0.2
+    lr: float = 1e-4
+    text_lr: float = 0.0
+    batch_size: int = 32
+    epochs: int = 10
+    lr_factor: float = 0.5
+    lr_patience: int = 5
+    lr_threshold: float = 0.0
+    lr_threshold_mode: ThresholdMode = "abs"
+    optimizer: Optimizer = "adam"
+    weight_decay: float = 0.0
+    schedule: Schedule = "plateau"
+    lr_step_epochs: int = 20
+    warmup_epochs: float = 0.0
+    rampdown_start: float = 0.0
+    rampdown_stop: float = 0.0
+    min_lr: float = 0.0
+    grad_clip: float = 0.0
+    drop_last: bool = False
+    epoch_unit: EpochUnit = "pairs"
+    num_workers: int = 4
+    eval_batch_size: int = 32
 
 
 def fixed_randomness(module: nn.Module, seed: int) -> nn.Module:
@@ -138,7 +151,7 @@ class EndToEndSystem(TrainingHooks):
     """A `System` whose head holds its encoders and reads audio by clip id. Subclasses set
     `config`, `head` and `clips`, and implement `features(ground_truth, paths)` and `loss`."""
 
-    config: dict[str, Any]
+    config: Settings
     head: nn.Module
     clips: ClipStore | None = None
     end_to_end = True  # the training loop fine-tunes the encoders inside the head

@@ -24,10 +24,10 @@ Deviation: PANNs' own Cnn14 has no pooling after the last block; Park's copy poo
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -35,14 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.audio.clips import ClipStore, synthetic_tones
+from baselines.config import Schedule, Size
 from baselines.embedding_cache import EmbeddingCache, cached_extract, file_sha256
 from baselines.encoders import panns
 from baselines.encoders.augment import SpecAugment
 from baselines.encoders.sentence_encoders import TextFeatures, text_encoder_spec
 from baselines.losses import LOSSES, same_audio_mask
 from baselines.models.end_to_end import (
-    E2E_DEFAULTS,
     EndToEndHead,
+    EndToEndSettings,
     EndToEndSystem,
     fixed_randomness,
     trainable_parameter_count,
@@ -53,7 +54,8 @@ from benchmark.assets import Asset
 from benchmark.errors import LarbError
 
 SAMPLE_RATE = panns.SAMPLE_RATE
-PARK_LOSSES = ("triplet-sum", "triplet-max", "triplet-weighted", "ntxent", "infonce", "infonce-vicreg")
+ParkLoss = Literal["triplet-sum", "triplet-max", "triplet-weighted", "ntxent", "infonce", "infonce-vicreg"]
+PARK_LOSSES: tuple[str, ...] = get_args(ParkLoss)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class PannsSbertHead(EndToEndHead):
         return self.text_linear(text.float())
 
 
-def _validate(encoder: PannsEncoder, config: dict[str, Any]) -> None:
+def _validate(encoder: PannsEncoder, config: Mapping[str, Any]) -> None:
     if config["loss"] not in PARK_LOSSES:
         raise LarbError(f"unknown loss {config['loss']!r}.", fix=f"use one of {', '.join(PARK_LOSSES)}.")
     if config["size"] not in ("full", "tiny"):
@@ -161,7 +163,7 @@ def _validate(encoder: PannsEncoder, config: dict[str, Any]) -> None:
     text_encoder_spec(config["text_encoder"])
 
 
-def park_loss(config: dict[str, Any], audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
+def park_loss(config: Mapping[str, Any], audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """The configured loss on the batch's similarity matrix; captions of one audio are never negatives."""
     name = config["loss"]
@@ -180,7 +182,7 @@ def park_loss(config: dict[str, Any], audio: torch.Tensor, text: torch.Tensor, a
 
 
 class PannsSbert(EndToEndSystem):
-    def __init__(self, encoder: PannsEncoder, config: dict[str, Any], head: PannsSbertHead,
+    def __init__(self, encoder: PannsEncoder, config: Mapping[str, Any], head: PannsSbertHead,
                  text: TextFeatures | None = None, clips: ClipStore | None = None,
                  frozen_backbone: PannsBackbone | None = None, device: str = "cpu", progress: bool = True) -> None:
         self.encoder = encoder
@@ -224,7 +226,7 @@ class PannsSbert(EndToEndSystem):
         return park_loss(self.config, audio, text, audio_ids, generator)
 
 
-def _head(encoder: PannsEncoder, config: dict[str, Any], backbone: PannsBackbone | None, audio_dim: int,
+def _head(encoder: PannsEncoder, config: Mapping[str, Any], backbone: PannsBackbone | None, audio_dim: int,
           clips: ClipStore | None) -> PannsSbertHead:
     text_dim = text_encoder_spec(config["text_encoder"]).dim
     samples = round(config["clip_seconds"] * SAMPLE_RATE)
@@ -232,8 +234,8 @@ def _head(encoder: PannsEncoder, config: dict[str, Any], backbone: PannsBackbone
                           clips, samples, config["eval_batch_size"], config["seed"])
 
 
-def _builder(encoder: PannsEncoder) -> Callable[[dict[str, Any], str, bool], PannsSbert]:
-    def build(config: dict[str, Any], device: str, progress: bool = True) -> PannsSbert:
+def _builder(encoder: PannsEncoder) -> Callable[[Mapping[str, Any], str, bool], PannsSbert]:
+    def build(config: Mapping[str, Any], device: str, progress: bool = True) -> PannsSbert:
         _validate(encoder, config)
         torch.manual_seed(config["seed"])  # random backbones (tiny) and the heads' initialisation
         backbone = PannsBackbone(panns_tagger(encoder, config["size"], config["audio_checkpoint"]),
@@ -251,14 +253,14 @@ def _text_parameter_count(name: str) -> int:
     return text_encoder_spec(name).parameter_count()
 
 
-def _backbone_on_meta(encoder: PannsEncoder, config: dict[str, Any]) -> PannsBackbone:
+def _backbone_on_meta(encoder: PannsEncoder, config: Mapping[str, Any]) -> PannsBackbone:
     with torch.device("meta"):
         return PannsBackbone(encoder.architecture(**(encoder.tiny if config["size"] == "tiny" else {})),
                              use_fc1=False, spec_augment=False)
 
 
-def _counter(encoder: PannsEncoder) -> Callable[[dict[str, Any]], ParameterCounts]:
-    def parameter_counts(config: dict[str, Any]) -> ParameterCounts:
+def _counter(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], ParameterCounts]:
+    def parameter_counts(config: Mapping[str, Any]) -> ParameterCounts:
         """Counted from the code on the meta device: backbone without classifier, heads, text encoder."""
         _validate(encoder, config)
         backbone = _backbone_on_meta(encoder, config)
@@ -273,8 +275,8 @@ def _counter(encoder: PannsEncoder) -> Callable[[dict[str, Any]], ParameterCount
     return parameter_counts
 
 
-def _assets(encoder: PannsEncoder) -> Callable[[dict[str, Any]], list[str]]:
-    def required_assets(config: dict[str, Any]) -> list[str]:
+def _assets(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], list[str]]:
+    def required_assets(config: Mapping[str, Any]) -> list[str]:
         _validate(encoder, config)
         names = [text_encoder_spec(config["text_encoder"]).asset]
         if config["size"] == "full" and config["audio_checkpoint"] == "":
@@ -283,8 +285,8 @@ def _assets(encoder: PannsEncoder) -> Callable[[dict[str, Any]], list[str]]:
     return required_assets
 
 
-def _synthetic(encoder: PannsEncoder) -> Callable[[dict[str, Any]], SyntheticSystem]:
-    def synthetic_system(config: dict[str, Any], batch: int = 8) -> SyntheticSystem:
+def _synthetic(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], SyntheticSystem]:
+    def synthetic_system(config: Mapping[str, Any], batch: int = 8) -> SyntheticSystem:
         """The configured head (random weights, fixed random draws per pass) on 1 s synthetic clips (a
         tone per audio id) or random PANNs vectors."""
         _validate(encoder, config)
@@ -303,38 +305,42 @@ def _synthetic(encoder: PannsEncoder) -> Callable[[dict[str, Any]], SyntheticSys
     return synthetic_system
 
 
-def _namer(encoder: PannsEncoder) -> Callable[[dict[str, Any]], str]:
-    def system_name(config: dict[str, Any]) -> str:
+def _namer(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], str]:
+    def system_name(config: Mapping[str, Any]) -> str:
         audio = f"{encoder.title}{' (tiny, random init)' if config['size'] == 'tiny' else ''}"
         mode = "frozen audio" if config["freeze_audio"] else "fine-tuned audio"
         return f"PANNs {audio} + SBERT ({config['text_encoder']}), {config['loss']}, {mode}"
     return system_name
 
 
-DEFAULTS: dict[str, Any] = {
-    **E2E_DEFAULTS,
-    "size": "full",
-    "loss": "triplet-weighted",
-    "text_encoder": "all-mpnet-base-v2",
-    "freeze_audio": False,
-    "audio_checkpoint": "",
-    "spec_augment": True,
-    "clip_seconds": 30.0,
-    "joint_dim": 300,
-    "margin": 0.2,
-    "temperature": 0.07,
-    "vicreg_weight": 0.4,
-    "infonce_exp_similarity": False,
-    "lr": 1e-4,
-    "batch_size": 24,
-    "epochs": 50,
-    "schedule": "plateau",
-    "lr_factor": 0.5,
-    "lr_patience": 5,
-    "lr_threshold": 0.005,
-    "min_lr": 1e-6,
-    "grad_clip": 2.0,
-}
+@dataclass(frozen=True)
+class PannsSbertSettings(EndToEndSettings):
+    """The settings of the PANNs + Sentence-BERT baselines (Park et al.)."""
+
+    size: Size = "full"
+    loss: ParkLoss = "triplet-weighted"
+    text_encoder: str = "all-mpnet-base-v2"
+    freeze_audio: bool = False
+    audio_checkpoint: str = ""
+    spec_augment: bool = True
+    clip_seconds: float = 30.0
+    joint_dim: int = 300
+    margin: float = 0.2
+    temperature: float = 0.07
+    vicreg_weight: float = 0.4
+    infonce_exp_similarity: bool = False
+    lr: float = 1e-4
+    batch_size: int = 24
+    epochs: int = 50
+    schedule: Schedule = "plateau"
+    lr_factor: float = 0.5
+    lr_patience: int = 5
+    lr_threshold: float = 0.005
+    min_lr: float = 1e-6
+    grad_clip: float = 2.0
+
+
+DEFAULTS = PannsSbertSettings()
 MODEL_KEYS = ("size", "loss", "text_encoder", "freeze_audio", "joint_dim")
 PAPER = "Park et al., DCASE 2023 Workshop / Task 6b technical report (PANNs + Sentence-BERT, loss zoo, ensembles)"
 LINKS = {"code": "https://github.com/jiwon3401/DCASE2023_retrieval"}

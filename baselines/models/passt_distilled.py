@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -40,10 +40,11 @@ from torch import nn
 from baselines import checkpoint
 from baselines.audio.clips import ClipStore, synthetic_tones
 from baselines.audio.tiles import tile_mean
+from baselines.config import Optimizer, Schedule, Size
 from baselines.encoders.passt import VARIANT_URLS, VARIANTS, Passt, PasstConfig, load_passt
-from baselines.encoders.text_towers import POOLINGS, TextTower, build_text_tower, text_tower_spec, tokenize
+from baselines.encoders.text_towers import POOLINGS, TextPooling, TextTower, build_text_tower, text_tower_spec, tokenize
 from baselines.losses import distillation, ntxent, same_audio_mask
-from baselines.models.end_to_end import E2E_DEFAULTS, EndToEndHead, EndToEndSystem, fixed_randomness
+from baselines.models.end_to_end import EndToEndHead, EndToEndSettings, EndToEndSystem, fixed_randomness
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.errors import LarbError
@@ -79,7 +80,7 @@ class PasstTiles(nn.Module):
 
 
 class DistilledHead(EndToEndHead):
-    def __init__(self, passt: PasstTiles, text: TextTower, config: dict[str, Any], clips: ClipStore | None = None
+    def __init__(self, passt: PasstTiles, text: TextTower, config: Mapping[str, Any], clips: ClipStore | None = None
                  ) -> None:
         samples = round(config["clip_seconds"] * SAMPLE_RATE)
         super().__init__(clips, samples, samples, config["eval_batch_size"], config["seed"])
@@ -98,7 +99,7 @@ class DistilledHead(EndToEndHead):
         return self.text_projection(self.text(text))
 
 
-def _validate(config: dict[str, Any]) -> None:
+def _validate(config: Mapping[str, Any]) -> None:
     if config["size"] not in ("full", "tiny"):
         raise LarbError(f"size={config['size']!r} is not full or tiny.", fix="use --set size=full.")
     text_tower_spec(config["text_encoder"])
@@ -111,11 +112,11 @@ def _validate(config: dict[str, Any]) -> None:
                         fix="add --set distill_from=runs/stage1/best.pt (several: separated by ';').")
 
 
-def members(config: dict[str, Any]) -> list[Path]:
+def members(config: Mapping[str, Any]) -> list[Path]:
     return [Path(p.strip()) for p in config["distill_from"].split(";") if p.strip()]
 
 
-def _passt(config: dict[str, Any], pretrained: bool) -> PasstTiles:
+def _passt(config: Mapping[str, Any], pretrained: bool) -> PasstTiles:
     patchout = {"s_patchout_t": config["s_patchout_t"], "s_patchout_f": config["s_patchout_f"]}
     source = config["audio_checkpoint"]
     if config["size"] == "tiny":
@@ -132,7 +133,7 @@ def _passt(config: dict[str, Any], pretrained: bool) -> PasstTiles:
     return PasstTiles(load_passt(source, variant=VARIANT, **patchout))
 
 
-def _build_head(config: dict[str, Any], pretrained: bool, clips: ClipStore | None):
+def _build_head(config: Mapping[str, Any], pretrained: bool, clips: ClipStore | None):
     torch.manual_seed(config["seed"])
     passt = _passt(config, pretrained)
     text, tokenizer = build_text_tower(config["text_encoder"], config["text_checkpoint"], config["text_dropout"],
@@ -141,7 +142,7 @@ def _build_head(config: dict[str, Any], pretrained: bool, clips: ClipStore | Non
 
 
 class PasstDistilled(EndToEndSystem):
-    def __init__(self, config: dict[str, Any], head: DistilledHead, tokenizer=None, clips: ClipStore | None = None,
+    def __init__(self, config: Mapping[str, Any], head: DistilledHead, tokenizer=None, clips: ClipStore | None = None,
                  device: str = "cpu", progress: bool = True) -> None:
         self.config = config
         self.head = head
@@ -247,14 +248,14 @@ class PasstDistilled(EndToEndSystem):
         raise RuntimeError("the training features do not come from a task of this system")
 
 
-def build(config: dict[str, Any], device: str, progress: bool = True) -> PasstDistilled:
+def build(config: Mapping[str, Any], device: str, progress: bool = True) -> PasstDistilled:
     _validate(config)
     clips = ClipStore(SAMPLE_RATE)
     head, tokenizer = _build_head(config, True, clips)
     return PasstDistilled(config, head, tokenizer, clips, device, progress)
 
 
-def parameter_counts(config: dict[str, Any]) -> ParameterCounts:
+def parameter_counts(config: Mapping[str, Any]) -> ParameterCounts:
     """The student (PaSST without its AudioSet heads, the text encoder without pooler, two
     projections), all trained; the teachers are used in training only and not counted."""
     _validate(config)
@@ -271,14 +272,14 @@ def _counts(size: str, text_encoder: str, embed_dim: int) -> ParameterCounts:
     return ParameterCounts({}, count + text.parameter_count())
 
 
-def required_assets(config: dict[str, Any]) -> list[str]:
+def required_assets(config: Mapping[str, Any]) -> list[str]:
     """Pinned assets only (the stride-16 PaSST and RoBERTa files have no pinned checksum here)."""
     _validate(config)
     text = text_tower_spec(config["text_encoder"])
     return [text.asset] if text.asset and not config["text_checkpoint"] else []
 
 
-def synthetic_system(config: dict[str, Any], batch: int = 8) -> SyntheticSystem:
+def synthetic_system(config: Mapping[str, Any], batch: int = 8) -> SyntheticSystem:
     """Random weights (fixed random draws per pass), 2 s synthetic clips, random tokens; in stage 2 a
     fixed random 'teacher' similarity matrix stands in for the members."""
     _validate(config)
@@ -297,7 +298,7 @@ def synthetic_system(config: dict[str, Any], batch: int = 8) -> SyntheticSystem:
     return SyntheticSystem(system, audio, tokens, ids, config["embed_dim"])
 
 
-def system_name(config: dict[str, Any]) -> str:
+def system_name(config: Mapping[str, Any]) -> str:
     size = " (tiny, random init)" if config["size"] == "tiny" else ""
     if config["stage"] == 1:
         stage = "stage 1 (NT-Xent)"
@@ -307,38 +308,42 @@ def system_name(config: dict[str, Any]) -> str:
     return f"PaSST{size} + {config['text_encoder']}, {stage}"
 
 
-DEFAULTS: dict[str, Any] = {
-    **E2E_DEFAULTS,
-    "size": "full",
-    "text_encoder": "roberta-large",
-    "text_checkpoint": "",
-    "text_pooling": "first",
-    "text_dropout": 0.2,
-    "audio_checkpoint": "",
-    "s_patchout_t": 15,
-    "s_patchout_f": 2,
-    "clip_seconds": 30.0,
-    "tile_seconds": 10.0,
-    "max_text_tokens": 32,
-    "embed_dim": 1024,
-    "temperature": 0.05,
-    "stage": 1,
-    "distill_from": "",
-    "init_from": "",
-    "loss_weight": 0.0,
-    "distill_weight": 1.0,
-    "lr": 2e-5,
-    "optimizer": "adamw",
-    "weight_decay": 0.0,
-    "schedule": "warmup-cosine",
-    "warmup_epochs": 1.0,
-    "rampdown_start": 1.0,
-    "rampdown_stop": 15.0,
-    "min_lr": 1e-7,
-    "epochs": 20,
-    "batch_size": 64,
-    "drop_last": True,
-}
+@dataclass(frozen=True)
+class PasstDistilledSettings(EndToEndSettings):
+    """The settings of distilled PaSST (Primus et al.)."""
+
+    size: Size = "full"
+    text_encoder: str = "roberta-large"
+    text_checkpoint: str = ""
+    text_pooling: TextPooling = "first"
+    text_dropout: float = 0.2
+    audio_checkpoint: str = ""
+    s_patchout_t: int = 15
+    s_patchout_f: int = 2
+    clip_seconds: float = 30.0
+    tile_seconds: float = 10.0
+    max_text_tokens: int = 32
+    embed_dim: int = 1024
+    temperature: float = 0.05
+    stage: Literal[1, 2] = 1
+    distill_from: str = ""
+    init_from: str = ""
+    loss_weight: float = 0.0
+    distill_weight: float = 1.0
+    lr: float = 2e-5
+    optimizer: Optimizer = "adamw"
+    weight_decay: float = 0.0
+    schedule: Schedule = "warmup-cosine"
+    warmup_epochs: float = 1.0
+    rampdown_start: float = 1.0
+    rampdown_stop: float = 15.0
+    min_lr: float = 1e-7
+    epochs: int = 20
+    batch_size: int = 64
+    drop_last: bool = True
+
+
+DEFAULTS = PasstDistilledSettings()
 MODEL_KEYS = ("size", "text_encoder", "text_pooling", "embed_dim", "stage", "distill_from")
 
 SPEC = BaselineSpec(

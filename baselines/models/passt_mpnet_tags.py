@@ -10,13 +10,25 @@ Adam 1e-3, batch 128, 50 epochs, ReduceLROnPlateau(0.5, patience 5) on validatio
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from baselines import assets
+from baselines.config import (
+    Device,
+    EpochUnit,
+    MixedPrecision,
+    Optimizer,
+    Retrieval,
+    Schedule,
+    Settings,
+    ThresholdMode,
+)
 from baselines.encoders.sentence_encoders import TextFeatures, text_encoder_spec
-from baselines.encoders.taggers import TAGGERS, TaggerFeatures, tagger_spec
+from baselines.encoders.taggers import TAGGERS, Tagger, TaggerFeatures, tagger_spec
 from baselines.losses import same_audio_mask, triplet_random
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
 from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem, TrainingHooks
@@ -26,34 +38,39 @@ from benchmark.tasks import Task
 
 NAME = "passt-mpnet-tags"
 
-DEFAULTS: dict[str, Any] = {
-    "tagger": "passt",
-    "text_encoder": "all-mpnet-base-v2",
-    "lambda": 0.8,
-    "margin": 0.4,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "epochs": 50,
-    "lr_factor": 0.5,
-    "lr_patience": 5,
+@dataclass(frozen=True)
+class PasstMpnetTagsSettings(Settings):
+    """The settings of PaSST-MPNet-tags (Pellegrini et al.)."""
+
+    tagger: Tagger = "passt"
+    text_encoder: str = "all-mpnet-base-v2"
+    lambda_: float = 0.8
+    margin: float = 0.4
+    lr: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 50
+    lr_factor: float = 0.5
+    lr_patience: int = 5
     # the rest of the paper's recipe, as the training loop reads it: Adam, ReduceLROnPlateau with
     # torch's default threshold (1e-4, relative), every caption-audio pair once per epoch
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "schedule": "plateau",
-    "lr_threshold": 1e-4,
-    "lr_threshold_mode": "rel",
-    "min_lr": 0.0,
-    "grad_clip": 0.0,
-    "drop_last": False,
-    "epoch_unit": "pairs",
-    "num_workers": 0,
-    "seed": 0,
-    "val_fraction": 0.1,
-    "device": "auto",
-    "mixed_precision": "auto",
-    "retrieval": "chunked",
-}
+    optimizer: Optimizer = "adam"
+    weight_decay: float = 0.0
+    schedule: Schedule = "plateau"
+    lr_threshold: float = 1e-4
+    lr_threshold_mode: ThresholdMode = "rel"
+    min_lr: float = 0.0
+    grad_clip: float = 0.0
+    drop_last: bool = False
+    epoch_unit: EpochUnit = "pairs"
+    num_workers: int = 0
+    seed: int = 0
+    val_fraction: float = 0.1
+    device: Device = "auto"
+    mixed_precision: MixedPrecision = "auto"
+    retrieval: Retrieval = "chunked"
+
+
+DEFAULTS = PasstMpnetTagsSettings()
 MODEL_KEYS = ("tagger", "text_encoder", "lambda")
 
 
@@ -69,7 +86,7 @@ def audioset_labels() -> list[str]:
     return labels
 
 
-def _validate(config: dict[str, Any]) -> None:
+def _validate(config: Mapping[str, Any]) -> None:
     if config["tagger"] not in TAGGERS:
         raise LarbError(f"unknown tagger {config['tagger']!r}.", fix=f"use one of {sorted(TAGGERS)}.")
     text_encoder_spec(config["text_encoder"])
@@ -81,7 +98,7 @@ class PasstMpnetTags(TrainingHooks):
     """Frozen tagger + frozen sentence encoder (both cached) + the trainable `TagsHead`; the
     default hooks (one parameter group, the loss as batch and validation loss)."""
 
-    def __init__(self, config: dict[str, Any], head: TagsHead, tagger: TaggerFeatures | None = None,
+    def __init__(self, config: Mapping[str, Any], head: TagsHead, tagger: TaggerFeatures | None = None,
                  text: TextFeatures | None = None) -> None:
         self.config = config
         self.head = head
@@ -106,7 +123,7 @@ class PasstMpnetTags(TrainingHooks):
         return pellegrini_triplet(audio, text, audio_ids, self.config["margin"], generator)
 
 
-def build(config: dict[str, Any], device: str, progress: bool = True) -> PasstMpnetTags:
+def build(config: Mapping[str, Any], device: str, progress: bool = True) -> PasstMpnetTags:
     """The system with its real encoders; the tag-name embeddings come from the text encoder."""
     _validate(config)
     tagger = TaggerFeatures(tagger_spec(config["tagger"]), device, progress=progress)
@@ -124,7 +141,7 @@ def pellegrini_triplet(audio: torch.Tensor, text: torch.Tensor, audio_ids: torch
                           generator=generator)
 
 
-def parameter_counts(config: dict[str, Any]) -> ParameterCounts:
+def parameter_counts(config: Mapping[str, Any]) -> ParameterCounts:
     """Counted from the code: tagger and text encoder architectures, and the head at this D."""
     _validate(config)
     text = text_encoder_spec(config["text_encoder"])
@@ -133,13 +150,13 @@ def parameter_counts(config: dict[str, Any]) -> ParameterCounts:
     return ParameterCounts(frozen, head_parameter_count(text.dim, config["lambda"]))
 
 
-def required_assets(config: dict[str, Any]) -> list[str]:
+def required_assets(config: Mapping[str, Any]) -> list[str]:
     _validate(config)
     return [TAGGERS[config["tagger"]]().asset, text_encoder_spec(config["text_encoder"]).asset,
             assets.AUDIOSET_LABELS]
 
 
-def synthetic_system(config: dict[str, Any], batch: int = 16) -> SyntheticSystem:
+def synthetic_system(config: Mapping[str, Any], batch: int = 16) -> SyntheticSystem:
     """The same head and loss on random tag embeddings and random frozen inputs: needs no asset."""
     _validate(config)
     generator = torch.Generator().manual_seed(config["seed"])
@@ -150,7 +167,7 @@ def synthetic_system(config: dict[str, Any], batch: int = 16) -> SyntheticSystem
                            torch.randn(batch, dim, generator=generator), torch.arange(batch) // 2, dim)
 
 
-def system_name(config: dict[str, Any]) -> str:
+def system_name(config: Mapping[str, Any]) -> str:
     mode = "tags only, zero-shot" if config["lambda"] == 0 else f"lambda {config['lambda']:g}"
     return f"PaSST-MPNet-tags ({config['tagger']} + {config['text_encoder']}, {mode})"
 

@@ -14,6 +14,7 @@ hook). After each epoch: validation loss (drives a plateau schedule) and validat
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     return TrainResult(output / "best.pt", history)
 
 
-def end_epoch(accelerator, spec: BaselineSpec, config: dict[str, Any], plain_head: torch.nn.Module,
+def end_epoch(accelerator, spec: BaselineSpec, config: Mapping[str, Any], plain_head: torch.nn.Module,
               optimizer: torch.optim.Optimizer, scheduler: Any, training_data: list[dict[str, str]],
               history: list[dict[str, Any]], best: float, output: Path, progress: bool) -> float:
     """Save `best.pt` when validation mAP@10 improved, `last.pt` and `log.jsonl` always; print the
@@ -146,10 +147,10 @@ def end_epoch(accelerator, spec: BaselineSpec, config: dict[str, Any], plain_hea
         weights = {k: v.detach().cpu() for k, v in plain_head.state_dict().items()}
         if improved:
             checkpoint.save(output / "best.pt", {
-                "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
+                "baseline": spec.name, "config": dict(config), "head": weights, "training_data": training_data,
                 "epoch": record["epoch"], "validation": record})
         checkpoint.save(output / "last.pt", {
-            "baseline": spec.name, "config": config, "head": weights, "training_data": training_data,
+            "baseline": spec.name, "config": dict(config), "head": weights, "training_data": training_data,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history})
         # Rewritten whole from the history, so it always agrees with last.pt, crash or not.
         atomic_write_text(output / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))

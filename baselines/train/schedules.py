@@ -4,6 +4,7 @@ salsa's warm-up + cosine)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ import torch
 from benchmark.errors import LarbError
 
 
-def make_optimizer(config: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+def make_optimizer(config: Mapping[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     if config["optimizer"] == "adam":
         return torch.optim.Adam(groups, lr=config["lr"], weight_decay=config["weight_decay"])
     if config["optimizer"] == "adamw":
@@ -20,7 +21,7 @@ def make_optimizer(config: dict[str, Any], groups: list[dict[str, Any]]) -> torc
     raise LarbError(f"optimizer={config['optimizer']!r} is not adam or adamw.", fix="use --set optimizer=adam.")
 
 
-def warmup_cosine_factor(epoch: float, base: float, config: dict[str, Any]) -> float:
+def warmup_cosine_factor(epoch: float, base: float, config: Mapping[str, Any]) -> float:
     """salsa's `update_lr` (ex_dcase24.py): linear warm-up to `base` over `warmup_epochs`, constant
     until `rampdown_start`, half-cosine down to `min_lr` at `rampdown_stop` (0 = last epoch), then
     `min_lr`; returned as a factor of `base`. `epoch` is fractional (the schedule moves every step)."""
@@ -37,7 +38,7 @@ def warmup_cosine_factor(epoch: float, base: float, config: dict[str, Any]) -> f
     return lr / base if base else 0.0
 
 
-def make_scheduler(config: dict[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+def make_scheduler(config: Mapping[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int):
     """(scheduler, when it steps: "epoch-loss" | "epoch" | "step")."""
     schedule = config["schedule"]
     if schedule == "plateau":

@@ -3,6 +3,7 @@ from its `last.pt` (refused when the settings or the training data changed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from baselines.spec import BaselineSpec
 from benchmark.errors import LarbError
 
 
-def make_accelerator(config: dict[str, Any]):
+def make_accelerator(config: Mapping[str, Any]):
     """Accelerate on the configured device; fp16 autocast on a GPU unless `mixed_precision` says otherwise."""
     from accelerate import Accelerator
 
@@ -31,7 +32,7 @@ def make_accelerator(config: dict[str, Any]):
     return Accelerator(cpu=device == "cpu", mixed_precision=precision)
 
 
-def resume_state(path: Path, spec: BaselineSpec, config: dict[str, Any], training_data: list[dict[str, str]],
+def resume_state(path: Path, spec: BaselineSpec, config: Mapping[str, Any], training_data: list[dict[str, str]],
                  keys: tuple[str, ...]) -> dict[str, Any] | None:
     """`last.pt` of the run in this folder, or None; refused when the model keys, the training
     `keys` or the training data differ from this run's."""
