@@ -10,9 +10,7 @@ folder is replaced only when LARB wrote it (`benchmark.output_folders`).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import os
 import re
 import shutil
@@ -26,11 +24,9 @@ import numpy as np
 import yaml
 
 from benchmark import output_folders
-from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
-from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
-from benchmark.rankings import write_t2a_csv
+from benchmark.rankings import write_ranking_csv
 from benchmark.submission_folders import METADATA_FILE, metadata_schema
 from benchmark.tasks import Task
 
@@ -96,11 +92,7 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         raise ValueError(f"baseline metadata violates the schema: {errors[0].message}")
     staging = output_folders.staging_folder(output, "larb baseline run")
     try:
-        if gt.direction == "t2a":
-            write_t2a_csv(staging / csv_name, gt.query_ids, gt.query_texts,
-                          [[gt.corpus[i] for i in row] for row in indices])
-        else:
-            _a2t_csv(staging / csv_name, gt, indices)
+        write_ranking_csv(staging / csv_name, gt, indices)
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
         publish_mode(staging)
@@ -109,17 +101,6 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return output
-
-
-def _a2t_csv(path: Path, gt: GroundTruth, indices: np.ndarray) -> Path:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    quote_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, K + 1)])
-    for qid, row in zip(gt.query_ids, indices, strict=True):
-        cells = [qid, qid, *(gt.corpus[i] for i in row)]
-        (quote_all if any("\r" in c for c in cells) else writer).writerow(cells)
-    return atomic_write_text(path, buffer.getvalue())
 
 
 def publish_mode(folder: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import traceback
 from importlib.metadata import entry_points
@@ -18,8 +17,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark import __version__, assets
+from benchmark import assets
 from benchmark.errors import USER_ERROR_EXIT_CODE, LarbError, os_error
+from benchmark.version import __version__
 
 DEBUG_ENV = "LARB_DEBUG"
 
@@ -63,26 +63,6 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ranking_source(target: str, task_id: str) -> tuple[str, Path]:
-    """(submission id, CSV path) for a submission folder or a bare CSV."""
-    from benchmark.submission_folders import load_submission
-
-    path = Path(target)
-    if path.is_dir():
-        submission = load_submission(path)
-        if task_id not in submission.metadata["rankings"]:
-            raise LarbError(f"the submission has no ranking for task {task_id}.", path=path / "metadata.yaml",
-                            fix=f"add it under 'rankings', or choose one of {sorted(submission.metadata['rankings'])}.")
-        return submission.id, submission.ranking_path(task_id)
-    return _safe_id(path.stem), path
-
-
-def _safe_id(stem: str) -> str:
-    """A bare CSV's name as a folder name under results/ (a file named '...csv' must stay inside)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip(".")
-    return cleaned or "ranking"
-
-
 def _record_path(args: argparse.Namespace, submission_id: str, task_id: str) -> Path:
     """Where the result record goes; never over the submission's own files, nor over a file that
     is not a result record."""
@@ -111,39 +91,29 @@ def _is_result_record(path: Path) -> bool:
 
 
 def _scored(target: str, task_name: str):
-    from benchmark.rankings import read_ranking
-    from benchmark.scoring import score
-    from benchmark.tasks import TASKS, get_task
+    from benchmark.evaluation import evaluate
 
-    if task_name in TASKS:  # check the submission first: a missing asset must not hide a typo
-        submission_id, csv_path = _ranking_source(target, task_name)
-        task = get_task(task_name)
-    else:
-        task = get_task(task_name)
-        submission_id, csv_path = _ranking_source(target, task.id)
-    ranking = read_ranking(csv_path, task.ground_truth)
-    return task, submission_id, ranking, score(ranking, task.ground_truth)
+    return evaluate(target, task_name)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    task, _, ranking, _ = _scored(args.submission, args.task)
-    print(f"OK: {ranking.path} is a valid ranking for {task.id} ({task.ground_truth.n_queries} queries).")
+    result = _scored(args.submission, args.task)
+    print(f"OK: {result.ranking.path} is a valid ranking for {result.task.id} "
+          f"({result.task.ground_truth.n_queries} queries).")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from benchmark.results import build_record, write_record
-
-    task, submission_id, ranking, scores = _scored(args.submission, args.task)
-    output = _record_path(args, submission_id, task.id)
-    record = build_record(task, submission_id, ranking, scores)
-    write_record(record, output)
+    result = _scored(args.submission, args.task)
+    output = _record_path(args, result.submission_id, result.task.id)
+    result.save(output)
     if args.json:
-        print(json.dumps(record, ensure_ascii=False))
+        print(json.dumps(result.record(), ensure_ascii=False))
         return 0
-    rows = [[name, f"{value:.4f}", f"[{scores.intervals[name][0]:.4f}, {scores.intervals[name][1]:.4f}]"]
-            for name, value in scores.means.items()]
-    print(f"{submission_id} on {task.id} (v{task.version}), {task.ground_truth.n_queries} queries")
+    rows = [[name, f"{value:.4f}", f"[{result.intervals[name][0]:.4f}, {result.intervals[name][1]:.4f}]"]
+            for name, value in result.metrics.items()]
+    print(f"{result.submission_id} on {result.task.id} (v{result.task.version}), "
+          f"{result.task.ground_truth.n_queries} queries")
     print(tabulate(rows, headers=["metric", "value", "95% CI (jackknife)"], disable_numparse=True))
     print(f"result record: {output}")
     return 0
@@ -152,13 +122,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark import stats
 
-    first = _scored(args.a, args.task)
-    second = _scored(args.b, args.task)
+    first, second = _scored(args.a, args.task), _scored(args.b, args.task)
     metric = args.metric
-    p = stats.paired_randomization_test(first[3].per_query[metric], second[3].per_query[metric])
-    print(f"{metric}: {first[1]} {first[3].means[metric]:.4f} vs {second[1]} {second[3].means[metric]:.4f}; "
-          f"paired randomisation test p = {p:.4f} ({'significant' if p < stats.ALPHA else 'not significant'} "
-          f"at {stats.ALPHA})")
+    if metric not in first.metrics:
+        raise LarbError(f"task {first.task.id} has no metric {metric!r}.",
+                        fix=f"use one of: {', '.join(first.metrics)}.")
+    labels = [first.submission_id, second.submission_id]
+    if labels[0] == labels[1]:
+        labels = [args.a, args.b]
+    a, b = first.per_query[metric], second.per_query[metric]
+    difference = stats.jackknife_interval(a - b, bounds=(-1.0, 1.0))
+    p = stats.paired_randomization_test(a, b)
+    rows = [[label, f"{r.metrics[metric]:.4f}", f"[{r.intervals[metric][0]:.4f}, {r.intervals[metric][1]:.4f}]"]
+            for label, r in zip(labels, (first, second), strict=True)]
+    rows.append([f"difference ({labels[0]} - {labels[1]})", f"{float((a - b).mean()):+.4f}",
+                 f"[{difference[0]:+.4f}, {difference[1]:+.4f}]"])
+    print(f"{metric} on {first.task.id}, {first.task.ground_truth.n_queries} paired queries")
+    print(tabulate(rows, headers=["submission", metric, "95% CI (jackknife)"], disable_numparse=True))
+    verdict = "significant" if p < stats.ALPHA else "not significant"
+    print(f"paired randomisation test: p = {p:.4f} ({verdict} at {stats.ALPHA}; "
+          f"{stats.PERMUTATIONS:,} sign flips)")
     return 0
 
 
@@ -217,11 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", help="result record path (default results/<id>/<task>.json)")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("compare", help="paired randomisation test between two rankings of one task")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--task", required=True)
-    p.add_argument("--metric", default="mAP@10")
+    p = sub.add_parser("compare", help="two rankings of one task: the difference, its 95 % interval, the p-value")
+    p.add_argument("a", help="a submission folder or a ranking CSV")
+    p.add_argument("b", help="a submission folder or a ranking CSV")
+    p.add_argument("--task", required=True, help="a task id (see 'larb tasks') or a folder task PATH")
+    p.add_argument("--metric", default="mAP@10", help="one of the task's metrics (default mAP@10)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("leaderboard", help="rebuild leaderboard.md by rescoring every submission")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark import __version__, stats
+from benchmark import stats
 from benchmark.rankings import read_ranking
 from benchmark.reported import Reported, load_reported
 from benchmark.scoring import Scores, score
 from benchmark.submission_folders import Submission, find_submissions
 from benchmark.tasks import TASKS, get_task
+from benchmark.version import __version__
 
 HEADER = """# LARB leaderboard
 

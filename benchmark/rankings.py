@@ -30,7 +30,7 @@ import io
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,18 +255,43 @@ def _place(position: int, ranked: tuple[int, ...], line: int, seen: dict, indice
     indices[position] = ranked
 
 
-def write_t2a_csv(path: str | Path, query_ids: Sequence[str], captions: Sequence[str],
-                  rankings: Sequence[Sequence[str]]) -> Path:
-    """Write a text-to-audio ranking in the DCASE form, with a query_id column, atomically."""
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     # csv.writer leaves a cell holding a lone "\r" unquoted when lines end in "\n" (CPython 3.11),
     # and a reader then splits the row there: such rows are written fully quoted.
     quote_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(["query_id", "caption"] + [f"fname_{i}" for i in range(1, K + 1)])
-    for qid, caption, ranked in zip(query_ids, captions, rankings, strict=True):
+    writer.writerow(header)
+    for row in rows:
+        (quote_all if any("\r" in cell for cell in row) else writer).writerow(row)
+    return buffer.getvalue()
+
+
+def t2a_csv_text(query_ids: Sequence[str], captions: Sequence[str], rankings: Sequence[Sequence[str]]) -> str:
+    """A text-to-audio ranking in the DCASE form, with a query_id column."""
+    for qid, ranked in zip(query_ids, rankings, strict=True):
         if len(ranked) != K:
             raise ValueError(f"query {qid}: {len(ranked)} candidates, need {K}")
-        row = [qid, caption, *ranked]
-        (quote_all if any("\r" in cell for cell in row) else writer).writerow(row)
-    return atomic_write_text(path, buffer.getvalue())
+    return _csv_text(["query_id", "caption"] + [f"fname_{i}" for i in range(1, K + 1)],
+                     ([qid, caption, *ranked] for qid, caption, ranked in zip(query_ids, captions, rankings,
+                                                                             strict=True)))
+
+
+def ranking_csv_text(ground_truth: GroundTruth, indices: np.ndarray) -> str:
+    """The CSV of a ranking given as corpus indices (queries x K), in the task's direction."""
+    names = [[ground_truth.corpus[i] for i in row] for row in indices]
+    if ground_truth.direction == "t2a":
+        return t2a_csv_text(ground_truth.query_ids, ground_truth.query_texts, names)
+    return _csv_text(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, K + 1)],
+                     ([qid, qid, *ranked] for qid, ranked in zip(ground_truth.query_ids, names, strict=True)))
+
+
+def write_t2a_csv(path: str | Path, query_ids: Sequence[str], captions: Sequence[str],
+                  rankings: Sequence[Sequence[str]]) -> Path:
+    """Write a text-to-audio ranking in the DCASE form, with a query_id column, atomically."""
+    return atomic_write_text(path, t2a_csv_text(query_ids, captions, rankings))
+
+
+def write_ranking_csv(path: str | Path, ground_truth: GroundTruth, indices: np.ndarray) -> Path:
+    """Write a ranking of corpus indices as the task's CSV form, atomically."""
+    return atomic_write_text(path, ranking_csv_text(ground_truth, indices))

@@ -10,12 +10,13 @@ PERMUTATIONS = 10_000
 ALPHA = 0.05
 
 
-def jackknife_interval(values: np.ndarray) -> tuple[float, float]:
-    """95 % jackknife interval of the mean, as the official DCASE scorer computes it.
+def jackknife_interval(values: np.ndarray, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """95 % jackknife interval of the mean, as the official DCASE scorer computes it, clipped to
+    `bounds` (a metric's range: an interval never claims a mAP below 0 or above 1).
 
     `astropy.stats.jackknife_stats(values, np.mean, 0.95)` returns
     estimate - bias -/+ z * std_err; the leave-one-out means have a closed form, so this is
-    O(n) and needs no astropy.
+    O(n) and needs no astropy. Inside the range the bounds are the official ones, digit for digit.
     """
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
@@ -28,7 +29,9 @@ def jackknife_interval(values: np.ndarray) -> tuple[float, float]:
     bias = (n - 1) * (mean_loo - theta)
     std_err = np.sqrt((n - 1) * np.mean((leave_one_out - mean_loo) ** 2))
     estimate = theta - bias
-    return float(estimate - _Z_95 * std_err), float(estimate + _Z_95 * std_err)
+    low, high = bounds
+    return (float(min(max(estimate - _Z_95 * std_err, low), high)),
+            float(min(max(estimate + _Z_95 * std_err, low), high)))
 
 
 def paired_randomization_test(a: np.ndarray, b: np.ndarray, *, permutations: int = PERMUTATIONS,

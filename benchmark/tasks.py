@@ -73,6 +73,36 @@ class Task:
     def version(self) -> int:
         return self.spec.version
 
+    # The ground truth's parts, in the one order every ranking, array and matrix uses: queries in
+    # `query_ids` order (rows), candidates in `corpus` order (columns; ties rank in this order).
+    @property
+    def direction(self) -> str:
+        """"t2a" (queries are captions, the corpus audio file names) or "a2t" (the reverse)."""
+        return self.ground_truth.direction
+
+    @property
+    def kind(self) -> str:
+        """"single", "multi" (several relevant files per query) or "graded" (ratings 0-100)."""
+        return self.ground_truth.kind
+
+    @property
+    def query_ids(self) -> tuple[str, ...]:
+        return self.ground_truth.query_ids
+
+    @property
+    def query_texts(self) -> tuple[str, ...]:
+        """The caption of each query (text-to-audio), or its file name (audio-to-text)."""
+        return self.ground_truth.query_texts
+
+    @property
+    def corpus(self) -> tuple[str, ...]:
+        return self.ground_truth.corpus
+
+    @property
+    def relevance(self) -> dict[str, dict[str, int]]:
+        """query id -> {relevant candidate: grade}."""
+        return self.ground_truth.relevance
+
     def audio_path(self, name: str) -> Path:
         """The local audio file of a corpus item (text-to-audio) or query (audio-to-text)."""
         if self.audio_dir is None:

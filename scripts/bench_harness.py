@@ -1,13 +1,17 @@
 """Harness speed, measured in one run (the machine is shared and noisy: compare ratios).
 
-1. Validation + scoring of the real 5225-query DCASE 2022 baseline ranking on
-   clotho-v2.1/evaluation (when ../shared is present).
+1. `larb evaluate` on the real 5225-query DCASE 2022 baseline ranking of clotho-v2.1/evaluation
+   (when ../shared is present), as a whole process (interpreter start, imports, validation,
+   scoring, intervals, the result record written), against a bare numpy scorer of the same file
+   as a whole process (csv.reader, a caption -> file dict, numpy metrics, no checks). Goal: 3x.
 2. A synthetic 1,000,000-query submission (10,000 candidates): the harness path (validate,
-   match, score, jackknife intervals) against a bare reference that anyone would write —
-   csv.reader, two dicts, vectorised numpy metrics, no checks. Goal: at most 3x.
+   match, score, jackknife intervals, the result record) against a bare reference that anyone
+   would write: csv.reader, two dicts, vectorised numpy metrics, no checks. Goal: at most 2x.
    The numpy metric step alone is printed too.
 
-Usage: python scripts/bench_harness.py [--queries N]
+No matrix multiply is timed here; numpy's BLAS does not matter for these figures.
+
+Usage: python scripts/bench_harness.py [--queries N] [--repeats R]
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +30,8 @@ import numpy as np
 from benchmark import rankings, scoring
 from benchmark.groundtruth import GroundTruth
 from benchmark.metrics import K
+from benchmark.results import build_record
+from benchmark.tasks import Task, TaskSpec
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -35,8 +43,39 @@ def timed(fn, *args):
 
 
 def harness(path: Path, gt: GroundTruth):
+    """What `larb evaluate` does in the process: validate, score, intervals, build the record."""
     ranking = rankings.read_ranking(path, gt)
-    return scoring.score(ranking, gt)
+    scores = scoring.score(ranking, gt)
+    task = Task(TaskSpec(id="synthetic", version=1, title="synthetic", direction="t2a", kind="single", assets=(),
+                         build=lambda: gt, sha256=gt.sha256, source="", audio=""), gt)
+    build_record(task, "synthetic", ranking, scores)
+    return scores
+
+
+# A bare scorer of a Clotho ranking as its own process: what a researcher would write in 20 lines.
+BARE_CLOTHO = """
+import csv, sys
+import numpy as np
+ranking, captions = sys.argv[1], sys.argv[2]
+with open(captions, newline="", encoding="utf-8") as handle:
+    rows = list(csv.reader(handle))[1:]
+file_of = {caption: row[0] for row in rows for caption in row[1:]}
+with open(ranking, newline="", encoding="utf-8") as handle:
+    rows = list(csv.reader(handle))[1:]
+hits = np.array([[name == file_of[row[0]] for name in row[1:11]] for row in rows])
+first = np.where(hits.any(1), hits.argmax(1) + 1, 0)
+print(np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0).mean())
+"""
+
+
+def whole_process(command: list[str], repeats: int) -> float:
+    """The fastest of `repeats` runs of a command, in seconds (the least disturbed by the machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def bare(path: Path, gt: GroundTruth):
@@ -84,17 +123,21 @@ def synthetic(n_queries: int, n_corpus: int, folder: Path) -> tuple[GroundTruth,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     reference = SHARED / "reference" / "scoring" / "dcase2022_baseline_clotho_evaluation.output.csv"
     if reference.exists():
         os.environ.setdefault("LARB_ASSETS_MIRROR", str(SHARED / "assets"))
-        from benchmark.tasks import get_task
-
-        gt = get_task("clotho-v2.1/evaluation").ground_truth
-        scores, seconds = timed(harness, reference, gt)
-        print(f"clotho reference (5225 queries): validate+score {seconds * 1000:.0f} ms, "
-              f"mAP@10 {scores.means['mAP@10']:.4f}")
+        captions = SHARED / "assets" / "clotho_captions_evaluation.csv"
+        with tempfile.TemporaryDirectory() as tmp:
+            larb = [sys.executable, "-m", "benchmark.cli", "evaluate", str(reference), "--task",
+                    "clotho-v2.1/evaluation", "--output", str(Path(tmp) / "record.json")]
+            t_larb = whole_process(larb, args.repeats)
+            t_bare = whole_process([sys.executable, "-c", BARE_CLOTHO, str(reference), str(captions)], args.repeats)
+        print(f"clotho reference (5225 queries), whole processes, best of {args.repeats}: larb evaluate "
+              f"{t_larb * 1000:.0f} ms, bare numpy scorer {t_bare * 1000:.0f} ms, ratio {t_larb / t_bare:.2f}x "
+              "(goal <= 3x)")
     else:
         print("clotho reference: skipped (../shared not present)")
 
@@ -107,7 +150,7 @@ def main() -> None:
         for name in theirs:
             assert abs(ours.means[name] - theirs[name]) < 1e-12, name
         print(f"synthetic {args.queries:,} queries ({size:.0f} MB CSV): harness {t_ours:.2f} s, "
-              f"bare csv+numpy {t_bare:.2f} s, ratio {t_ours / t_bare:.2f}x (goal <= 3x); "
+              f"bare csv+numpy {t_bare:.2f} s, ratio {t_ours / t_bare:.2f}x (goal <= 2x); "
               f"numpy metrics alone {t_numpy * 1000:.0f} ms; means agree")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,14 +133,48 @@ def test_validate_writes_nothing(run_cli, write_ranking, demo_gt, tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]
 
 
-def test_compare(run_cli, write_ranking, demo_gt, tmp_path):
+def _compare_rows(out: str) -> dict[str, list[str]]:
+    """The table rows of `larb compare`, by label: [value, interval]."""
+    rows = {}
+    for line in out.splitlines()[3:]:
+        if line.startswith("paired"):
+            break
+        label, value, interval = re.match(r"(.+?)\s{2,}(\S+)\s+(\[.*\])$", line).groups()
+        rows[label] = [value, interval]
+    return rows
+
+
+def test_compare_prints_both_systems_the_difference_with_its_interval_and_the_p_value(
+        run_cli, write_ranking, demo_gt, tmp_path):
     perfect = write_ranking(tmp_path / "perfect.csv", demo_gt, perfect=True)
     random_a = write_ranking(tmp_path / "random_a.csv", demo_gt, seed=1)
     code, out, _ = run_cli("compare", perfect, random_a, "--task", "demo")
-    assert code == 0
-    assert out.startswith("mAP@10: perfect 1.0000 vs random_a") and "p = 0.0001 (significant at 0.05)" in out
-    code, out, _ = run_cli("compare", random_a, random_a, "--task", "demo", "--metric", "R@10")
-    assert code == 0 and out.startswith("R@10: random_a") and "p = 1.0000 (not significant at 0.05)" in out
+    assert code == 0 and out.startswith("mAP@10 on demo, 300 paired queries")
+    rows = _compare_rows(out)
+    assert list(rows) == ["perfect", "random_a", "difference (perfect - random_a)"]
+    assert rows["perfect"] == ["1.0000", "[1.0000, 1.0000]"]
+    difference = float(rows["difference (perfect - random_a)"][0])
+    low, high = map(float, rows["difference (perfect - random_a)"][1].strip("[]").split(", "))
+    assert low < difference < high and difference == pytest.approx(1 - float(rows["random_a"][0]), abs=1e-4)
+    assert "p = 0.0001 (significant at 0.05" in out
+
+
+def test_compare_labels_two_submissions_of_the_same_name_by_path(run_cli, write_ranking, demo_gt, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_ranking(tmp_path / "a" / "run.csv", demo_gt, seed=1)
+    second = write_ranking(tmp_path / "b" / "run.csv", demo_gt, seed=2)
+    code, out, _ = run_cli("compare", first, second, "--task", "demo", "--metric", "R@10")
+    assert code == 0 and list(_compare_rows(out))[:2] == [str(first), str(second)]
+    code, out, _ = run_cli("compare", first, first, "--task", "demo", "--metric", "R@10")
+    assert code == 0 and "p = 1.0000 (not significant at 0.05" in out
+
+
+def test_compare_refuses_a_metric_the_task_does_not_have(run_cli, write_ranking, demo_gt, tmp_path):
+    path = write_ranking(tmp_path / "run.csv", demo_gt, seed=1)
+    code, _, err = run_cli("compare", path, path, "--task", "demo", "--metric", "mAP@16")
+    assert code == 2 and "task demo has no metric 'mAP@16'" in err and "mAP@10, R@1, R@5, R@10" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -467,9 +467,10 @@ def test_a_kill_at_any_point_leaves_the_old_output_or_the_new_one(scenario: Scen
         rng.choice(np.arange(1, events + 1), min(KILLS, events), replace=False).tolist())]
     points += [("time", t) for t in sorted(rng.uniform(0.1 * duration, duration, KILLS - len(points)).tolist())]
 
-    def one_kill(point: tuple[str, float]) -> tuple[int, str, str]:
+    def one_kill(numbered: tuple[int, tuple[str, float]]) -> tuple[int, str, str]:
+        number, point = numbered
         kind, where = point
-        root = fresh_copy(base, f"kill-{kind}-{where:.3f}")
+        root = fresh_copy(base, f"kill-{number}-{kind}-{where:.3f}")  # two times may print alike
         killed, _, _ = run(scenario, root, **({"at": int(where)} if kind == "event" else {"after": where}))
         after_kill = scenario.state(root) if scenario.output(root).exists() or before == "none" else "lost"
         again, err, _ = run(scenario, root)
@@ -480,7 +481,7 @@ def test_a_kill_at_any_point_leaves_the_old_output_or_the_new_one(scenario: Scen
         return killed, after_kill, err
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(one_kill, points))
+        outcomes = list(pool.map(one_kill, enumerate(points)))
     states = [state for _, state, _ in outcomes]
     assert set(states) <= {before, "new", "none"} and "lost" not in states, states
     killed = sum(code == -9 for code, _, _ in outcomes)

@@ -13,12 +13,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from benchmark import __version__
 from benchmark.errors import LarbError
 from benchmark.rankings import read_ranking
 from benchmark.results import build_record, result_schema, write_record
 from benchmark.scoring import score
 from benchmark.tasks import get_task
+from benchmark.version import __version__
 
 REQUIRED = {"schema_version", "task", "submission", "metrics", "confidence_intervals", "n_queries",
             "per_query", "harness", "environment", "created_utc"}
