@@ -169,7 +169,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(Path(args.submissions))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: list[str]) -> str | None:
+    """The command word of a command line (the first argument that is not an option)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; a plug-in command group is imported only when `command` names it (or is None,
+    for the full help), so `larb evaluate` never imports the data or baseline code."""
     parser = argparse.ArgumentParser(prog="larb", description="LARB: the Language-based Audio Retrieval Benchmark.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"larb {__version__}")
@@ -200,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", help="result record path (default results/<id>/<task>.json)")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("compare", help="two rankings of one task: the difference, its 95 % interval, the p-value")
+    p = sub.add_parser("compare", help="two rankings of one task: the difference, its 95 %% interval, the p-value")
     p.add_argument("a", help="a submission folder or a ranking CSV")
     p.add_argument("b", help="a submission folder or a ranking CSV")
     p.add_argument("--task", required=True, help="a task id (see 'larb tasks') or a folder task PATH")
@@ -214,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_leaderboard)
 
     for plugin in sorted(entry_points(group="larb.commands"), key=lambda e: e.name):
+        if command is not None and plugin.name != command:
+            sub.add_parser(plugin.name, help=f"the {plugin.name} commands (see 'larb {plugin.name} --help')")
+            continue
         try:
             register = plugin.load()
         except ImportError as exc:  # the extra that provides it is not installed
@@ -235,7 +245,8 @@ def _missing_extra(name: str, exc: ImportError):
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user error or an OS fault is one line and exit 2; `LARB_DEBUG=1` adds the
     traceback for developers."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(argv)).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except LarbError as exc:

@@ -146,9 +146,7 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
     corpus_index = {name: i for i, name in enumerate(ground_truth.corpus)} if t2a else {
         normalise_caption(name): i for i, name in enumerate(ground_truth.corpus)}
     query_pos = {qid: i for i, qid in enumerate(ground_truth.query_ids)}
-    by_text: dict[str, list[str]] = {}
-    for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts, strict=True):
-        by_text.setdefault(normalise_caption(qtext) if t2a else qtext, []).append(qid)
+    by_text: dict[str, list[str]] = {}  # normalised query text -> ids; built for the first row without an id
 
     # strict: a stray or unclosed quote is an error, not a silently merged cell
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -159,7 +157,8 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
             raise LarbError("the file is empty.", path=path, fix="write a header and one row per query.")
         header = _parse_header(header_cells, key_name, prefixes, path)
         indices = np.full((ground_truth.n_queries, K), -1, dtype=np.int32)
-        seen_row: dict[int, tuple[int, tuple[int, ...]]] = {}  # query position -> (line, ranking)
+        seen_row: dict[int, int] = {}  # query position -> line of its row
+        placed: list[tuple[int, ...]] = []  # rankings in the order of seen_row, copied into `indices` at the end
         text_rows: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
         start = reader.line_num + 1
         for row in reader:
@@ -184,10 +183,13 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
                     raise LarbError(f"query_id {qid!r} belongs to {ground_truth.query_texts[query_pos[qid]]!r},"
                                     f" not {key!r}.", path=path, line=line,
                                     fix="check that ids and captions are not shifted.")
-                _place(query_pos[qid], ranked, line, seen_row, indices, path, f"query_id {qid!r}")
+                _place(query_pos[qid], ranked, line, seen_row, placed, path, f"query_id {qid!r}")
                 continue
             if not key.strip():
                 raise LarbError(f"empty {key_name} cell.", path=path, line=line, fix=f"fill in the {key_name}.")
+            if not by_text:
+                for qid, qtext in zip(ground_truth.query_ids, ground_truth.query_texts, strict=True):
+                    by_text.setdefault(normalise_caption(qtext) if t2a else qtext, []).append(qid)
             lookup = normalise_caption(key) if t2a else key
             if lookup not in by_text:
                 raise LarbError(f"{key_name} {key!r} is not a query of this task.{_near_miss(lookup, list(by_text))}",
@@ -206,7 +208,7 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
                     f"in {len(rows)} rows that differ or do not match that number.", path=path,
                     line=rows[1][0], fix="add a query_id column to say which row is which query.")
             for qid in qids:
-                _place(query_pos[qid], first, first_line, seen_row, indices, path, f"query {qid!r}")
+                _place(query_pos[qid], first, first_line, seen_row, placed, path, f"query {qid!r}")
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise LarbError(f"a cell is longer than {csv.field_size_limit():,} characters; no caption or file "
@@ -215,6 +217,8 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
         raise LarbError(f"malformed CSV ({exc}).", path=path, line=start,
                         fix="quote a caption as a whole (\"...\"), double the quotes inside it (\"\"), "
                             "and close every quote.") from None
+    if placed:
+        indices[np.fromiter(seen_row, np.int64, len(seen_row))] = placed
     missing = np.flatnonzero(indices[:, 0] < 0)
     if len(missing):
         examples = "; ".join(repr(ground_truth.query_texts[i]) for i in missing[:3])
@@ -246,13 +250,13 @@ def _candidates(row: list[str], header: _Header, corpus_index: dict[str, int], t
     return ranked
 
 
-def _place(position: int, ranked: tuple[int, ...], line: int, seen: dict, indices: np.ndarray, path: Path,
+def _place(position: int, ranked: tuple[int, ...], line: int, seen: dict[int, int], placed: list, path: Path,
            what: str) -> None:
     if position in seen:
-        raise LarbError(f"duplicate row for {what} (first on line {seen[position][0]}).", path=path, line=line,
+        raise LarbError(f"duplicate row for {what} (first on line {seen[position]}).", path=path, line=line,
                         fix="keep one row per query.")
-    seen[position] = (line, ranked)
-    indices[position] = ranked
+    seen[position] = line
+    placed.append(ranked)
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -27,17 +27,14 @@ class Scores:
 def judgements_for(ground_truth: GroundTruth) -> metrics.Judgements:
     """The task's relevance in the CSR form the metrics take."""
     corpus_index = {name: i for i, name in enumerate(ground_truth.corpus)}
-    indptr = [0]
-    items: list[int] = []
-    grades: list[int] = []
-    for qid in ground_truth.query_ids:
-        for name, grade in ground_truth.relevance[qid].items():
-            items.append(corpus_index[name])
-            grades.append(grade)
-        indptr.append(len(items))
+    judged = [ground_truth.relevance[qid] for qid in ground_truth.query_ids]
+    indptr = np.zeros(len(judged) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, judged), np.int64, len(judged)), out=indptr[1:])
+    items = np.fromiter(map(corpus_index.__getitem__, (name for row in judged for name in row)), np.int64,
+                        int(indptr[-1]))
+    grades = np.fromiter((grade for row in judged for grade in row.values()), np.int64, int(indptr[-1]))
     threshold = GRADED_RELEVANCE_THRESHOLD if ground_truth.kind == "graded" else 1
-    return metrics.Judgements(np.asarray(indptr, np.int64), np.asarray(items, np.int64),
-                              np.asarray(grades, np.int64), len(ground_truth.corpus), threshold)
+    return metrics.Judgements(indptr, items, grades, len(ground_truth.corpus), threshold)
 
 
 def score(ranking: Ranking, ground_truth: GroundTruth) -> Scores:

@@ -231,3 +231,19 @@ def test_a_missing_optional_dependency_is_one_line_and_exit_2(monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "torch" in err and "pip install 'larb[all]'" in err
     assert "Traceback" not in err
+
+
+def test_help_lists_every_command_and_evaluate_imports_no_plug_in(tmp_path):
+    """`larb --help` loads every command group; `larb evaluate` loads none (no torch, no datasets)."""
+    shown = subprocess.run([sys.executable, "-m", "benchmark.cli", "--help"], capture_output=True, text=True,
+                           check=False)
+    assert shown.returncode == 0, shown.stderr
+    for command in ("demo", "tasks", "validate", "evaluate", "compare", "leaderboard", "baseline", "data"):
+        assert f"    {command}" in shown.stdout, command
+    probe = ("import sys; from benchmark.cli import main; "
+             f"code = main(['evaluate', {str(REPO / 'submissions' / 'demo-random')!r}, '--task', 'demo', "
+             f"'--output', {str(tmp_path / 'r.json')!r}]); "
+             "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'baselines', 'datasets_builders', "
+             "'torch', 'datasets'}))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmark import assets, demo_data
 from benchmark.errors import LarbError
-from benchmark.groundtruth import captions_t2a
+from benchmark.groundtruth import _json_lines, captions_t2a
 from benchmark.rankings import read_ranking
 from benchmark.tasks import EXPORT_MANIFEST, TASKS, TaskSpec, _caption_rows, get_task, task_ids
 
@@ -280,3 +282,14 @@ def test_a_split_behind_no_task_is_declared_by_its_own_name(tmp_path):
 
     (tmp_path / EXPORT_MANIFEST).write_text(json.dumps({"complete": True, "dataset": "wavtext5k", "split": "train"}))
     assert exported_split(tmp_path) == ("wavtext5k/train",)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(), st.text(), st.integers(-5, 100)), max_size=30))
+def test_the_fast_row_hash_is_the_compact_json_of_each_row(rows):
+    """Ground-truth hashes are pinned: the fast formatting must give json.dumps's bytes exactly,
+    for any text (quotes, backslashes, control characters, non-ASCII)."""
+    expected = "".join(json.dumps(list(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
+    assert _json_lines(rows) == expected
+    assert _json_lines([row[:2] for row in rows]) == "".join(
+        json.dumps(list(row[:2]), ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
