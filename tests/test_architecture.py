@@ -17,13 +17,13 @@ BASELINE_LAYERS = (
     ("baselines.config", "baselines.assets", "baselines.checkpoint", "baselines.embedding_cache",
      "baselines.task_features", "baselines.retrieval", "baselines.losses", "baselines.audio",
      "baselines.submission_writer", "baselines.ensemble"),
-    ("baselines.encoders", "baselines.spec"),
+    ("baselines.encoders", "baselines.spec", "baselines.model_protocol"),
     ("baselines.registry",),
     ("baselines.inference",),
-    ("baselines.models",),
+    ("baselines.models", "baselines.adapters"),
     ("baselines.train",),
-    ("baselines.check", "baselines.runner", "baselines.run_record"),
-    ("baselines.cli", "baselines.demo"),
+    ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner"),
+    ("baselines.cli", "baselines.demo", "baselines.model_cli"),
 )
 
 
