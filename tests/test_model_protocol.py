@@ -196,9 +196,9 @@ def test_mn04_and_minilm_through_the_protocol_equal_the_zero_shot_baseline(tmp_p
 
 
 def test_the_readme_model_example_runs(tmp_path, monkeypatch, run_cli):
-    """README "Evaluate your model": its model file and its command, executed as written."""
+    """README "Add your model": its model file and its command, executed as written."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
-    section = readme.split("## Evaluate your model", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("### Any model, through the protocol", 1)[1].split("\n## ", 1)[0]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     command = section.split("```bash\n", 1)[1].split("```", 1)[0]
     assert len(code.splitlines()) < 40
