@@ -9,9 +9,10 @@ no model (which is what keeps `models -> ... -> registry` from closing a loop).
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from baselines.spec import BaselineSpec
+from benchmark import plugins
 from benchmark.errors import LarbError
 
 ENTRY_POINT_GROUP = "larb.baselines"
@@ -20,7 +21,7 @@ ENTRY_POINT_GROUP = "larb.baselines"
 @cache
 def _declared() -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point in plugins.declared(ENTRY_POINT_GROUP):
         if point.name in found and found[point.name].value != point.value:
             raise ValueError(f"two packages declare the baseline {point.name!r}: {found[point.name].value} "
                              f"and {point.value}")

@@ -24,11 +24,11 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from benchmark import plugins
 from benchmark.download import MIRROR_ENV, download, file_checksum
 from benchmark.errors import LarbError
 
@@ -81,7 +81,7 @@ class AssetRegistry:
     def _loaded(self) -> dict[str, Asset]:
         if self._assets is None:
             self._assets = {}
-            for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            for point in plugins.declared(ENTRY_POINT_GROUP):
                 try:
                     declared = point.load()
                 except ImportError:  # a part whose own imports are missing is not installed

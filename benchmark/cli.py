@@ -12,12 +12,11 @@ import json
 import os
 import sys
 import traceback
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark import assets
+from benchmark import assets, plugins
 from benchmark.errors import USER_ERROR_EXIT_CODE, LarbError, os_error
 from benchmark.version import __version__
 
@@ -220,7 +219,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", default="leaderboard.md")
     p.set_defaults(func=_cmd_leaderboard)
 
-    for plugin in sorted(entry_points(group="larb.commands"), key=lambda e: e.name):
+    for plugin in plugins.declared("larb.commands"):
         if command is not None and plugin.name != command:
             sub.add_parser(plugin.name, help=f"the {plugin.name} commands (see 'larb {plugin.name} --help')")
             continue

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
+from benchmark import plugins
 from benchmark.errors import LarbError
 from benchmark.leaderboard import score_task, task_table
 from benchmark.submission_folders import Submission, find_submissions, load_submission
@@ -45,7 +45,7 @@ def run(submissions_root: Path) -> int:
               "run from the repository root to include them)")
     submissions = [s for s in find_submissions(submissions_root) if TASK in s.metadata["rankings"]]
     with tempfile.TemporaryDirectory(prefix="larb-demo-") as work:
-        for step in sorted(entry_points(group="larb.demo"), key=lambda e: e.name):
+        for step in plugins.declared("larb.demo"):
             try:
                 make_submissions = step.load()
             except ImportError as exc:

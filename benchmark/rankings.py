@@ -161,29 +161,43 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
         placed: list[tuple[int, ...]] = []  # rankings in the order of seen_row, copied into `indices` at the end
         text_rows: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
         start = reader.line_num + 1
+        # The loop runs once per query (a million on large tasks): lookups are bound to locals, and
+        # the common case (known names, ten different candidates) is tried before `_candidates`,
+        # which finds and names the problem.
+        width, key_column, id_column, pick = header.width, header.key, header.query_id, header.pick
+        position_of, texts, candidate_index = query_pos.__getitem__, ground_truth.query_texts, corpus_index.__getitem__
         for row in reader:
             line, start = start, reader.line_num + 1  # errors name the line where the row begins
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != header.width:
-                raise LarbError(f"expected {header.width} cells, found {len(row)}.", path=path, line=line,
+            if len(row) != width:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                raise LarbError(f"expected {width} cells, found {len(row)}.", path=path, line=line,
                                 fix="quote captions that contain commas, and give exactly 10 candidates.")
-            ranked = _candidates(row, header, corpus_index, t2a, path, line, ground_truth)
-            key = row[header.key]
-            if header.query_id is not None:
-                qid = row[header.query_id]
+            try:
+                ranked = tuple(map(candidate_index, pick(row))) if t2a else None
+            except KeyError:
+                ranked = None
+            if ranked is None or len(set(ranked)) != K:
+                ranked = _candidates(row, header, corpus_index, t2a, path, line, ground_truth)
+            key = row[key_column]
+            if id_column is not None:
+                qid = row[id_column]
                 if qid not in query_pos:  # ids are exact (Clotho names may begin with a space)
                     qid = qid.strip()
                 if qid not in query_pos:
                     raise LarbError(f"query_id {qid!r} is not a query of this task.", path=path, line=line,
                                     fix="use the ids listed by 'larb tasks --queries TASK'.")
-                expected = ground_truth.query_texts[query_pos[qid]]
-                if key.strip() and key != expected and (
+                position = position_of(qid)
+                expected = texts[position]
+                if key != expected and key.strip() and (
                         not t2a or normalise_caption(key) != normalise_caption(expected)):
-                    raise LarbError(f"query_id {qid!r} belongs to {ground_truth.query_texts[query_pos[qid]]!r},"
-                                    f" not {key!r}.", path=path, line=line,
+                    raise LarbError(f"query_id {qid!r} belongs to {expected!r}, not {key!r}.", path=path, line=line,
                                     fix="check that ids and captions are not shifted.")
-                _place(query_pos[qid], ranked, line, seen_row, placed, path, f"query_id {qid!r}")
+                if position in seen_row:
+                    raise LarbError(f"duplicate row for query_id {qid!r} (first on line {seen_row[position]}).",
+                                    path=path, line=line, fix="keep one row per query.")
+                seen_row[position] = line
+                placed.append(ranked)
                 continue
             if not key.strip():
                 raise LarbError(f"empty {key_name} cell.", path=path, line=line, fix=f"fill in the {key_name}.")

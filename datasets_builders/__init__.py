@@ -9,9 +9,10 @@ Use `datasets_builders.build.build(...)` or `larb data build NAME`.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING
 
+from benchmark import plugins
 from benchmark.errors import LarbError
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ _OWN_ORDER = ("clotho", "audiocaps", "wavtext5k", "wavcaps", "macs")
 
 @cache
 def _declared() -> dict[str, EntryPoint]:
-    points = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+    points = {point.name: point for point in plugins.declared(ENTRY_POINT_GROUP)}
     order = [n for n in _OWN_ORDER if n in points] + sorted(set(points) - set(_OWN_ORDER))
     return {name: points[name] for name in order}
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -36,7 +37,7 @@ def fresh_cache(tmp_path, monkeypatch):
 
 def test_demo_runs_from_a_fresh_cache(fresh_cache, run_cli, monkeypatch):
     # the harness alone: live runs offered by installed plug-ins are tested by their owners
-    monkeypatch.setattr(demo, "entry_points", lambda group: [])
+    monkeypatch.setattr(demo, "plugins", SimpleNamespace(declared=lambda group: []))
     code, out, err = run_cli("demo", "--submissions", REPO / "submissions")
     assert code == 0, err
     assert "demo task: 300 captions, 60 generated clips" in out
@@ -54,13 +55,13 @@ def test_demo_skips_a_plug_in_whose_extra_is_missing(run_cli, monkeypatch):
         def load(self):
             raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
-    monkeypatch.setattr(demo, "entry_points", lambda group: [Missing()])
+    monkeypatch.setattr(demo, "plugins", SimpleNamespace(declared=lambda group: [Missing()]))
     code, out, _ = run_cli("demo", "--submissions", REPO / "submissions")
     assert code == 0 and "(needs-torch: skipped, torch is not installed)" in out and "`demo-random`" in out
 
 
 def test_demo_outside_the_repository_says_the_kept_submissions_are_left_out(run_cli, monkeypatch, tmp_path):
-    monkeypatch.setattr(demo, "entry_points", lambda group: [])
+    monkeypatch.setattr(demo, "plugins", SimpleNamespace(declared=lambda group: []))
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli("demo")
     assert code == 0 and "(no submissions/ folder here" in out and "run from the repository root" in out
