@@ -129,8 +129,8 @@ def member_embeddings(member: LoadedMember, task: Task) -> tuple[np.ndarray, np.
 
 
 def rank(members: Sequence[LoadedMember], task: Task, method: str = "score-mean") -> np.ndarray:
-    """Top-K candidate indices (queries x K) of `task` by the combined members."""
+    """The top candidate indices (queries x the task's depth) of `task` by the combined members."""
     queries, candidates = combine([member_embeddings(m, task) for m in members], method)
-    _, indices = search(torch.from_numpy(queries), torch.from_numpy(candidates), K,
+    _, indices = search(torch.from_numpy(queries), torch.from_numpy(candidates), task.spec.depth,
                         members[0].system.config.get("retrieval", "chunked"))
     return indices

@@ -18,7 +18,6 @@ from baselines.submission_writer import SubmissionInfo, check_submission_id, wri
 from baselines.task_features import concatenate, declared_training_data, require_text_to_audio
 from baselines.train.loop import TrainResult, train
 from benchmark.errors import LarbError
-from benchmark.metrics import K
 from benchmark.tasks import Task, get_task
 
 
@@ -121,9 +120,9 @@ def run_models(members: Sequence[Member], task_name: str | Path | Task, output: 
     check_submission_id(output)
     task = task_name if isinstance(task_name, Task) else get_task(str(task_name))
     n_candidates = len(task.ground_truth.corpus)
-    if n_candidates < K:
-        raise LarbError(f"task {task.id} has {n_candidates} candidates; a ranking needs {K}.",
-                        fix=f"use a task with at least {K} candidates.")
+    if n_candidates < task.spec.depth:
+        raise LarbError(f"task {task.id} has {n_candidates} candidates; a ranking needs {task.spec.depth}.",
+                        fix=f"use a task with at least {task.spec.depth} candidates.")
     loaded = [load_member(m, overrides, progress) for m in members]
     indices = rank(loaded, task, method)
     return write_submission(output, task, indices, _info(loaded, method), method)

@@ -25,7 +25,6 @@ import yaml
 
 from benchmark import output_folders
 from benchmark.errors import LarbError
-from benchmark.metrics import K
 from benchmark.rankings import write_ranking_csv
 from benchmark.submission_folders import METADATA_FILE, metadata_schema
 from benchmark.tasks import Task
@@ -67,14 +66,15 @@ def ranking_file_name(task: Task) -> str:
 
 def write_submission(output: Path, task: Task, indices: np.ndarray, info: SubmissionInfo,
                              method: str = "score-mean") -> Path:
-    """`submissions/<id>/` for `task` from top-k indices (queries x K): metadata.yaml (validated) and
+    """`submissions/<id>/` for `task` from top-k indices (queries x depth): metadata.yaml (validated) and
     one ranking CSV (text-to-audio or audio-to-text), written under a temporary name and renamed
     into place. `method` is the ensemble method, declared when there are several members."""
     submission_id = check_submission_id(output)
     gt = task.ground_truth
-    if indices.shape != (gt.n_queries, K):
-        raise LarbError(f"the task has {len(gt.corpus)} candidates; a ranking needs {K} per query.",
-                        fix=f"use a task with at least {K} candidates.")
+    depth = task.spec.depth
+    if indices.shape[0] != gt.n_queries or indices.shape[1] < depth:
+        raise LarbError(f"the task has {len(gt.corpus)} candidates; a ranking needs {depth} per query.",
+                        fix=f"use a task with at least {depth} candidates.")
     csv_name = ranking_file_name(task)
     metadata: dict[str, Any] = {
         "id": submission_id, "team": info.team, "system": info.system, "description": info.description,

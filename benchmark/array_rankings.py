@@ -60,13 +60,17 @@ def _hashed(indices: np.ndarray, ground_truth: GroundTruth, description: str) ->
 
 def _check_shape(array: np.ndarray, ground_truth: GroundTruth, columns: str, minimum: int) -> None:
     n = ground_truth.n_queries
-    if array.ndim != 2 or array.shape[0] != n or array.shape[1] < minimum:
+    if array.ndim != 2 or array.shape[0] != n:
         raise LarbError(f"the array has shape {array.shape}; this task needs ({n}, {columns}): one row per query "
                         "in the task's query order.", fix="give one row per query of task.query_ids.")
+    if array.shape[1] < minimum:
+        raise LarbError(f"the array has {array.shape[1]} columns; this task ranks {minimum} candidates per query "
+                        f"(its depth) and needs ({n}, {columns}).",
+                        fix=f"give at least {minimum} candidates per query.")
 
 
 def _check_indices(indices: np.ndarray, ground_truth: GroundTruth) -> np.ndarray:
-    top = indices[:, :K]
+    top = indices
     n_corpus = len(ground_truth.corpus)
     bad = np.argwhere((top < 0) | (top >= n_corpus))
     if len(bad):
@@ -79,7 +83,7 @@ def _check_indices(indices: np.ndarray, ground_truth: GroundTruth) -> np.ndarray
     if len(repeated):
         row = repeated[0]
         raise LarbError(f"query {ground_truth.query_ids[row]!r} (row {row}) ranks a candidate more than once "
-                        "(the official scorer would count it twice).", fix=f"rank {K} different candidates.")
+                        "(the official scorer would count it twice).", fix="rank different candidates.")
     return top.astype(np.int32)
 
 
@@ -87,8 +91,8 @@ def _names_to_indices(names: np.ndarray, ground_truth: GroundTruth) -> np.ndarra
     t2a = ground_truth.direction == "t2a"
     index = {name: i for i, name in enumerate(ground_truth.corpus)} if t2a else {
         normalise_caption(name): i for i, name in enumerate(ground_truth.corpus)}
-    out = np.empty((len(names), K), dtype=np.int64)
-    for row, cells in enumerate(names[:, :K]):
+    out = np.empty(names.shape, dtype=np.int64)
+    for row, cells in enumerate(names):
         for column, cell in enumerate(cells):
             key = str(cell) if t2a else normalise_caption(str(cell))
             if key not in index:
@@ -110,14 +114,15 @@ def _check_finite(scores: np.ndarray, ground_truth: GroundTruth) -> None:
                             fix="give finite numbers only (no NaN or infinity).")
 
 
-def ranking_from_array(array: Any, ground_truth: GroundTruth) -> Ranking:
-    """A top-k array (indices or names) or a similarity matrix, in the task's query order."""
+def ranking_from_array(array: Any, ground_truth: GroundTruth, depth: int = K) -> Ranking:
+    """A top-k array (indices or names, at least `depth` per query, all kept) or a similarity matrix
+    (ranked to `depth`), in the task's query order."""
     values = np.asarray(array)
     if values.dtype.kind in "iu":
-        _check_shape(values, ground_truth, f"{K} or more corpus indices", K)
+        _check_shape(values, ground_truth, f"{depth} or more corpus indices", depth)
         return _hashed(_check_indices(values, ground_truth), ground_truth, "<top-k indices>")
     if values.dtype.kind in "UO" or values.dtype.kind == "S":
-        _check_shape(values, ground_truth, f"{K} or more corpus names", K)
+        _check_shape(values, ground_truth, f"{depth} or more corpus names", depth)
         return _hashed(_check_indices(_names_to_indices(values, ground_truth), ground_truth), ground_truth,
                        "<top-k names>")
     if values.dtype.kind == "f":
@@ -127,12 +132,12 @@ def ranking_from_array(array: Any, ground_truth: GroundTruth) -> Ranking:
             raise LarbError(f"the similarity matrix has {values.shape[1]} columns; this task's corpus has "
                             f"{n_corpus}.", fix="give one column per item of task.corpus, in that order.")
         _check_finite(values, ground_truth)
-        return _hashed(top_k_from_scores(values), ground_truth, "<similarity matrix>")
+        return _hashed(top_k_from_scores(values, depth), ground_truth, "<similarity matrix>")
     raise LarbError(f"an array of {values.dtype} is neither corpus indices (integers), corpus names (strings) nor "
                     "scores (floats).", fix="see 'Python API' in the README.")
 
 
-def _row_labels(labels: Sequence[Any], ground_truth: GroundTruth) -> list[int]:
+def row_positions(labels: Sequence[Any], ground_truth: GroundTruth) -> list[int]:
     """For each query (task order), the frame row that holds it: by query id when every id labels a
     row, else by query text. A text that several queries share (Clotho, AudioCaps) may label one
     row, which then serves all of them, or as many rows as there are such queries, matched in the
@@ -170,7 +175,7 @@ def _row_labels(labels: Sequence[Any], ground_truth: GroundTruth) -> list[int]:
     return rows
 
 
-def ranking_from_frame(frame: Any, ground_truth: GroundTruth) -> Ranking:
+def ranking_from_frame(frame: Any, ground_truth: GroundTruth, depth: int = K) -> Ranking:
     """A similarity matrix as a labelled frame: rows by query id or text, columns by corpus name."""
     columns = [str(c) for c in frame.columns]
     position = {name: i for i, name in enumerate(columns)}
@@ -185,10 +190,10 @@ def ranking_from_frame(frame: Any, ground_truth: GroundTruth) -> Ranking:
         extra = next(name for name in columns if name not in set(ground_truth.corpus))
         raise LarbError(f"the column {extra[:120]!r} is not in this task's corpus.",
                         fix="keep only the items of task.corpus.")
-    rows = _row_labels(list(frame.index), ground_truth)
+    rows = row_positions(list(frame.index), ground_truth)
     values = np.asarray(frame.to_numpy())
     if values.dtype.kind not in "fiu":
         raise LarbError(f"the frame holds {values.dtype} values, not scores.", fix="give numbers only.")
     scores = values[np.asarray(rows)][:, [position[name] for name in ground_truth.corpus]].astype(np.float64)
     _check_finite(scores, ground_truth)
-    return _hashed(top_k_from_scores(scores), ground_truth, "<similarity data frame>")
+    return _hashed(top_k_from_scores(scores, depth), ground_truth, "<similarity data frame>")

@@ -46,9 +46,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
             counts = [gt.n_queries, len(gt.corpus), sum(len(v) for v in gt.relevance.values()), gt.sha256[:12]]
         except LarbError:
             counts = ["?", "?", "?", "assets not available offline"]
-        rows.append([task_id, spec.version, spec.direction, spec.kind, *counts, spec.main_metric])
+        rows.append([task_id, spec.version, spec.direction, spec.kind, *counts, spec.main_metric, spec.depth])
     headers = ["task", "version", "direction", "relevance", "queries", "candidates", "judgements",
-               "ground truth sha256", "main metric"]
+               "ground truth sha256", "main metric", "depth"]
     if args.json:
         print(json.dumps([dict(zip(headers, r, strict=True)) for r in rows], indent=1))
     else:
@@ -89,39 +89,79 @@ def _is_result_record(path: Path) -> bool:
     return head.lstrip().startswith(b'{') and b'"schema_version"' in head
 
 
-def _scored(target: str, task_name: str):
+def _scored(target: str, task_name: str, subset: bool = False):
     from benchmark.evaluation import evaluate
 
-    return evaluate(target, task_name)
+    return evaluate(target, task_name, subset=subset)
+
+
+def _interval(result, name: str) -> str:
+    low, high = result.intervals[name]
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    result = _scored(args.submission, args.task)
+    result = _scored(args.submission, args.task, args.subset)
     print(f"OK: {result.ranking.path} is a valid ranking for {result.task.id} "
           f"({result.task.ground_truth.n_queries} queries).")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    result = _scored(args.submission, args.task)
+    if args.protocols:
+        return _evaluate_protocols(args)
+    result = _scored(args.submission, args.task, args.subset)
     output = _record_path(args, result.submission_id, result.task.id)
     result.save(output)
     if args.json:
         print(json.dumps(result.record(), ensure_ascii=False))
         return 0
-    rows = [[name, f"{value:.4f}", f"[{result.intervals[name][0]:.4f}, {result.intervals[name][1]:.4f}]"]
-            for name, value in result.metrics.items()]
+    rows = [[name, f"{value:.4f}", _interval(result, name)] for name, value in result.metrics.items()]
+    subset = f" of the {result.subset['of_queries']} of {result.subset['of']}" if result.subset else ""
     print(f"{result.submission_id} on {result.task.id} (v{result.task.version}), "
-          f"{result.task.ground_truth.n_queries} queries")
+          f"{result.task.ground_truth.n_queries} queries{subset}")
     print(tabulate(rows, headers=["metric", "value", "95% CI (jackknife)"], disable_numparse=True))
+    _note_depth(result)
     print(f"result record: {output}")
+    return 0
+
+
+def _note_depth(result) -> None:
+    given, depth = result.ranking.indices.shape[1], result.task.spec.depth
+    if given > depth:
+        print(f"note: {given} candidates per query given; {result.task.id} scores the first {depth} (its depth). "
+              "Deeper protocols use the rest: --protocols all.")
+
+
+def _evaluate_protocols(args: argparse.Namespace) -> int:
+    from benchmark.evaluation import evaluate_protocols
+
+    if args.protocols != "all" or args.subset or args.output:
+        raise LarbError("--protocols takes 'all', without --subset or --output.",
+                        fix="write e.g. larb evaluate RUN --task clotho-v2.1/evaluation --protocols all.")
+    results = evaluate_protocols(args.submission, args.task)
+    rows = []
+    for task_id, result in results.items():
+        output = Path("results") / result.submission_id / (task_id.replace("/", "__").replace(":", "_") + ".json")
+        result.save(output)
+        main = result.task.spec.main_metric
+        scored = result.task.ground_truth.n_queries
+        rows.append([task_id, f"{scored}" + (f" of {result.subset['of_queries']}" if result.subset else ""), main,
+                     f"{result.metrics[main]:.4f}", _interval(result, main), str(output)])
+    if args.json:
+        print(json.dumps({t: r.record() for t, r in results.items()}, ensure_ascii=False))
+        return 0
+    print(tabulate(rows, headers=["protocol (task)", "queries", "main metric", "value", "95% CI", "record"],
+                   disable_numparse=True))
+    for task_id, reason in results.skipped.items():
+        print(f"not scored: {task_id}: {reason}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from benchmark import stats
 
-    first, second = _scored(args.a, args.task), _scored(args.b, args.task)
+    first, second = _scored(args.a, args.task), _scored(args.b, args.task)  # compare on the task itself
     metric = args.metric
     if metric not in first.metrics:
         raise LarbError(f"task {first.task.id} has no metric {metric!r}.",
@@ -201,9 +241,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("submission", help="a submission folder or a ranking CSV")
         p.add_argument("--task", required=True, help="a task id (see 'larb tasks') or a folder task PATH")
+        p.add_argument("--subset", action="store_true",
+                       help="TASK is a subset task (e.g. clotho-v2.1/evaluation-multi) and SUBMISSION ranks the "
+                            "task it is a subset of (README, 'Protocols')")
         if name == "evaluate":
             p.add_argument("--json", action="store_true", help="print the result record on stdout")
             p.add_argument("--output", help="result record path (default results/<id>/<task>.json)")
+            p.add_argument("--protocols", metavar="all",
+                           help="score the run by every protocol of TASK: the task, its subsets, its audio-to-text "
+                                "form (one record each)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("compare", help="two rankings of one task: the difference, its 95 %% interval, the p-value")

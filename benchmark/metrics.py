@@ -1,17 +1,18 @@
 """Retrieval metrics on a top-k ranking, vectorised over queries.
 
-Definitions (those of DCASE and trec_eval; cross-checked against pytrec_eval in the tests):
+Definitions (those of DCASE and trec_eval; cross-checked against pytrec_eval and the DCASE 2025
+baseline's `average_precision_at_k` in the tests), for any cut-off k up to the ranking's depth:
 
-- AP@10 = (1/|R|) * sum of precision@r over the ranks r <= 10 that hold a relevant item,
-  |R| = number of relevant items of the query (trec_eval `map_cut.10`). With one relevant
-  item (Clotho, AudioCaps) this is 1/rank, exactly the DCASE 2022 `eval_script.py`.
-  mAP@10 is the mean over queries.
+- AP@k = (1/|R|) * sum of precision@r over the ranks r <= k that hold a relevant item,
+  |R| = number of relevant items of the query (trec_eval `map_cut.k`; the DCASE 2025 code, which
+  divides by all relevant files, not by min(|R|, k)). With one relevant item (Clotho, AudioCaps)
+  this is 1/rank, exactly the DCASE 2022 `eval_script.py`. mAP@k is the mean over queries.
 - R@k = 1 when any relevant item is in the top k (hit rate; trec_eval `success.k`), the
   "recall" of the audio-retrieval papers.
-- nDCG@10 with linear gains (the grade) and log2(rank + 1) discounts, the ideal ranking
-  taken over all judged items (trec_eval `ndcg_cut.10`).
+- nDCG@k with linear gains (the grade) and log2(rank + 1) discounts, the ideal ranking
+  taken over all judged items (trec_eval `ndcg_cut.k`).
 
-A ranking is an int array (queries x k) of corpus indices; relevance is a CSR-like
+A ranking is an int array (queries x depth) of corpus indices; relevance is a CSR-like
 `Judgements`. Rankings are validated upstream (no repeats, known items), so ties and
 duplicates never reach this module.
 """
@@ -22,9 +23,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-K = 10
-CUTOFFS = (1, 5, 10)
+K = 10  # the depth of the DCASE 2022-2024 tasks, and of a task that declares none
 METRIC_NAMES = ("mAP@10", "R@1", "R@5", "R@10", "nDCG@10")
+_KINDS = ("mAP", "R", "nDCG")
+
+
+def parse_metric(name: str) -> tuple[str, int]:
+    """("mAP", 16) for "mAP@16"; ValueError for anything else."""
+    kind, sep, cutoff = name.partition("@")
+    if kind not in _KINDS or not sep or not cutoff.isdigit() or int(cutoff) < 1:
+        raise ValueError(f"unknown metric {name!r}: use mAP@k, R@k or nDCG@k")
+    return kind, int(cutoff)
 
 
 @dataclass(frozen=True)
@@ -68,24 +77,31 @@ def gains_at_ranks(ranking: np.ndarray, judgements: Judgements) -> np.ndarray:
     return np.where(found, judged_grades[pos_clipped], 0)
 
 
-def per_query_scores(ranking: np.ndarray, judgements: Judgements) -> dict[str, np.ndarray]:
-    """Every metric for every query (float64 arrays of length n_queries)."""
+def per_query_scores(ranking: np.ndarray, judgements: Judgements,
+                     names: tuple[str, ...] = METRIC_NAMES) -> dict[str, np.ndarray]:
+    """Each metric of `names` for every query (float64 arrays of length n_queries)."""
     if ranking.shape[0] != judgements.n_queries:
         raise ValueError("ranking and judgements have different numbers of queries")
-    gains = gains_at_ranks(ranking, judgements).astype(np.float64)
-    k = ranking.shape[1]
-    ranks = np.arange(1, k + 1, dtype=np.float64)
+    parsed = [parse_metric(name) for name in names]
+    depth = max(k for _, k in parsed)
+    if depth > ranking.shape[1]:
+        raise ValueError(f"{names} need {depth} ranks; the ranking has {ranking.shape[1]}")
+    gains = gains_at_ranks(ranking[:, :depth], judgements).astype(np.float64)
     hits = gains >= judgements.threshold
     query_of_item = np.repeat(np.arange(judgements.n_queries), np.diff(judgements.indptr))
     n_relevant = np.bincount(query_of_item, weights=judgements.grades >= judgements.threshold,
                              minlength=judgements.n_queries)
-    precision = np.cumsum(hits, axis=1) / ranks
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ap = np.where(n_relevant > 0, (precision * hits).sum(axis=1) / np.maximum(n_relevant, 1), 0.0)
-    scores = {"mAP@10": ap}
-    for cutoff in CUTOFFS:
-        scores[f"R@{cutoff}"] = hits[:, :cutoff].any(axis=1).astype(np.float64)
-    scores["nDCG@10"] = _ndcg(gains, judgements, k)
+    precision_hits = np.cumsum(hits, axis=1) / np.arange(1, depth + 1, dtype=np.float64) * hits
+    scores = {}
+    for name, (kind, k) in zip(names, parsed, strict=True):
+        if kind == "mAP":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scores[name] = np.where(n_relevant > 0, precision_hits[:, :k].sum(axis=1) / np.maximum(n_relevant, 1),
+                                        0.0)
+        elif kind == "R":
+            scores[name] = hits[:, :k].any(axis=1).astype(np.float64)
+        else:
+            scores[name] = _ndcg(gains[:, :k], judgements, k)
     return scores
 
 

@@ -64,7 +64,8 @@ def _is_normal(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Ranking:
-    """A validated ranking: corpus indices (queries x 10) in the task's query order."""
+    """A validated ranking: corpus indices (queries x candidates, at least the task's depth) in the
+    task's query order."""
 
     indices: np.ndarray
     sha256: str
@@ -103,29 +104,38 @@ def _looks_utf16(data: bytes) -> bool:
     return len(head) == 16 and (head[1::2].count(0) == 8 or head[0::2].count(0) == 8)
 
 
-def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[str], path: Path) -> _Header:
+def _parse_header(cells: list[str], key_name: str, candidate_prefixes: Sequence[str], path: Path,
+                  depth: int) -> _Header:
+    """The columns of a header `key, prefix1, ..., prefixN` (N >= depth) with an optional query_id."""
     names = [c.strip() for c in cells]
-    expected = f"{key_name},{candidate_prefixes[0]}1,...,{candidate_prefixes[0]}{K} (optional query_id column)"
+    expected = (f"{key_name},{candidate_prefixes[0]}1,...,{candidate_prefixes[0]}{depth} (optional query_id "
+                "column; more candidates may follow)")
     for prefix in candidate_prefixes:
-        wanted = [f"{prefix}{i}" for i in range(1, K + 1)]
-        if wanted[0] in names:
+        if f"{prefix}1" in names:
             break
     else:
         raise LarbError(f"wrong header {','.join(names)[:200]!r}.", path=path, line=1,
                         fix=f"use the header {expected}.")
+    n = 0
+    while f"{prefix}{n + 1}" in names:
+        n += 1
+    wanted = [f"{prefix}{i}" for i in range(1, n + 1)]
     extra = set(names) - set(wanted) - {key_name, "query_id"}
     duplicates = len(names) != len(set(names))
-    if key_name not in names or extra or duplicates or any(w not in names for w in wanted):
+    if key_name not in names or extra or duplicates:
         problem = (f"unexpected column(s) {sorted(extra)}" if extra else
                    "a column is repeated" if duplicates else f"it needs {key_name} and {wanted[0]}..{wanted[-1]}")
         raise LarbError(f"wrong header ({problem}).", path=path, line=1, fix=f"use the header {expected}.")
+    if n < depth:
+        raise LarbError(f"the file gives {n} candidates per query; this task ranks {depth} (its depth).", path=path,
+                        line=1, fix=f"rank {depth} candidates per query: use the header {expected}.")
     columns = [names.index(w) for w in wanted]
-    if columns != list(range(columns[0], columns[0] + K)):
+    if columns != list(range(columns[0], columns[0] + n)):
         raise LarbError(f"the candidate columns are not in order: {wanted[0]}..{wanted[-1]} must stand side by "
                         "side, rank 1 first (the official DCASE scorer reads them by position, not by name).",
                         path=path, line=1, fix=f"use the header {expected}.")
     return _Header(names.index(key_name), names.index("query_id") if "query_id" in names else None,
-                   columns, len(names), operator.itemgetter(*columns))
+                   columns, len(names), operator.itemgetter(*columns) if n > 1 else lambda row: (row[columns[0]],))
 
 
 def _near_miss(text: str, choices: Sequence[str]) -> str:
@@ -133,8 +143,9 @@ def _near_miss(text: str, choices: Sequence[str]) -> str:
     return f" The closest one in the task is {close[0]!r}." if close else ""
 
 
-def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
-    """Validate a ranking CSV against a task and return it as corpus indices.
+def read_ranking(path: str | Path, ground_truth: GroundTruth, depth: int = K) -> Ranking:
+    """Validate a ranking CSV against a task and return it as corpus indices: every candidate the
+    file gives (at least `depth`, the task's), so that deeper protocols can use them.
 
     Raises `LarbError` (file, line, fix) on the first problem; nothing is written.
     """
@@ -155,8 +166,9 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
         header_cells = next(reader, None)
         if header_cells is None:
             raise LarbError("the file is empty.", path=path, fix="write a header and one row per query.")
-        header = _parse_header(header_cells, key_name, prefixes, path)
-        indices = np.full((ground_truth.n_queries, K), -1, dtype=np.int32)
+        header = _parse_header(header_cells, key_name, prefixes, path, depth)
+        width_k = len(header.candidates)
+        indices = np.full((ground_truth.n_queries, width_k), -1, dtype=np.int32)
         seen_row: dict[int, int] = {}  # query position -> line of its row
         placed: list[tuple[int, ...]] = []  # rankings in the order of seen_row, copied into `indices` at the end
         text_rows: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
@@ -172,12 +184,12 @@ def read_ranking(path: str | Path, ground_truth: GroundTruth) -> Ranking:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 raise LarbError(f"expected {width} cells, found {len(row)}.", path=path, line=line,
-                                fix="quote captions that contain commas, and give exactly 10 candidates.")
+                                fix=f"quote captions that contain commas, and give {width_k} candidates per row.")
             try:
                 ranked = tuple(map(candidate_index, pick(row))) if t2a else None
             except KeyError:
                 ranked = None
-            if ranked is None or len(set(ranked)) != K:
+            if ranked is None or len(set(ranked)) != width_k:
                 ranked = _candidates(row, header, corpus_index, t2a, path, line, ground_truth)
             key = row[key_column]
             if id_column is not None:
@@ -250,17 +262,17 @@ def _candidates(row: list[str], header: _Header, corpus_index: dict[str, int], t
         for column, cell in enumerate(cells, start=1):
             if not cell.strip():
                 raise LarbError(f"candidate {column} is empty.", path=path, line=line,
-                                fix=f"give exactly {K} candidates per row.") from None
+                                fix=f"give {len(cells)} candidates per row, as the header says.") from None
             if (cell if t2a else normalise_caption(cell)) not in corpus_index:
                 what = "file name" if t2a else "caption"
                 hint = _near_miss(cell, ground_truth.corpus)
                 raise LarbError(f"candidate {column}: {what} {cell!r} is not in this task's corpus.{hint}",
                                 path=path, line=line, fix=f"rank only the task's {what}s.") from None
         raise
-    if len(set(ranked)) != K:
+    if len(set(ranked)) != len(cells):
         repeated = next(c for c in cells if cells.count(c) > 1)
         raise LarbError(f"{repeated!r} appears more than once in this row (the official scorer would count "
-                        "it twice).", path=path, line=line, fix=f"rank {K} different candidates.")
+                        "it twice).", path=path, line=line, fix=f"rank {len(cells)} different candidates.")
     return ranked
 
 
@@ -286,21 +298,23 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def t2a_csv_text(query_ids: Sequence[str], captions: Sequence[str], rankings: Sequence[Sequence[str]]) -> str:
-    """A text-to-audio ranking in the DCASE form, with a query_id column."""
+    """A text-to-audio ranking in the DCASE form, with a query_id column (as many candidates per row
+    as the rankings hold, the same for every row)."""
+    depth = len(rankings[0]) if len(rankings) else K
     for qid, ranked in zip(query_ids, rankings, strict=True):
-        if len(ranked) != K:
-            raise ValueError(f"query {qid}: {len(ranked)} candidates, need {K}")
-    return _csv_text(["query_id", "caption"] + [f"fname_{i}" for i in range(1, K + 1)],
+        if len(ranked) != depth:
+            raise ValueError(f"query {qid}: {len(ranked)} candidates, the others have {depth}")
+    return _csv_text(["query_id", "caption"] + [f"fname_{i}" for i in range(1, depth + 1)],
                      ([qid, caption, *ranked] for qid, caption, ranked in zip(query_ids, captions, rankings,
                                                                              strict=True)))
 
 
 def ranking_csv_text(ground_truth: GroundTruth, indices: np.ndarray) -> str:
-    """The CSV of a ranking given as corpus indices (queries x K), in the task's direction."""
+    """The CSV of a ranking given as corpus indices (queries x depth), in the task's direction."""
     names = [[ground_truth.corpus[i] for i in row] for row in indices]
     if ground_truth.direction == "t2a":
         return t2a_csv_text(ground_truth.query_ids, ground_truth.query_texts, names)
-    return _csv_text(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, K + 1)],
+    return _csv_text(["query_id", "file_name"] + [f"caption_{i}" for i in range(1, indices.shape[1] + 1)],
                      ([qid, qid, *ranked] for qid, ranked in zip(ground_truth.query_ids, names, strict=True)))
 
 

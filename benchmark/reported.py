@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-METRICS = ("mAP@10", "R@1", "R@5", "R@10", "nDCG@10")
+METRICS = ("mAP@16", "mAP@10", "R@1", "R@5", "R@10", "nDCG@10")
 _ENTRY_KEYS = {"system", "source", "training_data", "metrics", "reproduce", "ensemble_method"}
 
 

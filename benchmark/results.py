@@ -41,16 +41,21 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def build_record(task: Task, submission_id: str, ranking: Ranking, scores: Scores) -> dict:
-    """The result record of one ranking scored on one task."""
+def build_record(task: Task, submission_id: str, ranking: Ranking, scores: Scores,
+                 subset: dict | None = None) -> dict:
+    """The result record of one ranking scored on one task (`subset`: the task it was a ranking of,
+    when it was scored on a subset of that task's queries)."""
     gt = task.ground_truth
     hashes = gt.hashes()
     record = {
         "schema_version": 1,
         "task": {"id": task.id, "version": task.version, "direction": gt.direction, "relevance": gt.kind,
+                 "depth": task.spec.depth, "main_metric": task.spec.main_metric,
                  "ground_truth_sha256": hashes["ground_truth"], "queries_sha256": hashes["queries"],
                  "corpus_sha256": hashes["corpus"], "relevance_sha256": hashes["relevance"]},
-        "submission": {"id": submission_id, "file": ranking.path.name, "sha256": ranking.sha256},
+        "submission": {"id": submission_id, "file": ranking.path.name, "sha256": ranking.sha256,
+                       "candidates": int(ranking.indices.shape[1])},
+        **({"subset": subset} if subset else {}),
         "metrics": scores.means,
         "confidence_intervals": {name: list(interval) for name, interval in scores.intervals.items()},
         "confidence_method": "jackknife-95",

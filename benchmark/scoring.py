@@ -37,8 +37,8 @@ def judgements_for(ground_truth: GroundTruth) -> metrics.Judgements:
     return metrics.Judgements(indptr, items, grades, len(ground_truth.corpus), threshold)
 
 
-def score(ranking: Ranking, ground_truth: GroundTruth) -> Scores:
-    """Every metric per query, the means and their confidence intervals."""
-    per_query = metrics.per_query_scores(ranking.indices, judgements_for(ground_truth))
+def score(ranking: Ranking, ground_truth: GroundTruth, names: tuple[str, ...] = metrics.METRIC_NAMES) -> Scores:
+    """Each metric of `names` per query, the means and their confidence intervals."""
+    per_query = metrics.per_query_scores(ranking.indices, judgements_for(ground_truth), names)
     return Scores(per_query, metrics.mean_scores(per_query),
                   {name: stats.jackknife_interval(values) for name, values in per_query.items()})

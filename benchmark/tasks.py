@@ -30,6 +30,7 @@ from benchmark.groundtruth import (
     captions_a2t,
     captions_t2a,
 )
+from benchmark.metrics import METRIC_NAMES, K, parse_metric
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +51,14 @@ class TaskSpec:
     # datasets/splits whose use in training means "trained on this task's evaluation data"
     evaluation_data: tuple[str, ...] = ()
     main_metric: str = "mAP@10"
+    # the candidates per query a ranking must give, and the metrics scored (each k <= depth)
+    depth: int = K
+    metrics: tuple[str, ...] = METRIC_NAMES
+    # a task whose queries are some of another task's (same corpus): a ranking of that task may be
+    # scored on this one with `subset=True` (`--subset`); `transposed` names the audio-to-text task
+    # that a similarity matrix of this one also ranks
+    subset_of: str | None = None
+    transposed: str | None = None
     # for generated tasks: makes the audio and returns its folder
     local_audio: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
     # (dataset builder, split) whose build reproduces this task's ground truth: the one statement of
@@ -241,6 +250,8 @@ TASKS: dict[str, TaskSpec] = {}
 def _register(spec: TaskSpec) -> None:
     if spec.id in TASKS:
         raise ValueError(f"task {spec.id!r} registered twice")
+    if spec.main_metric not in spec.metrics or max(parse_metric(m)[1] for m in spec.metrics) > spec.depth:
+        raise ValueError(f"task {spec.id!r}: the main metric must be scored and every cut-off within the depth")
     TASKS[spec.id] = spec
 
 
@@ -251,7 +262,7 @@ for _spec in (
         kind="single", assets=("clotho-v2.1/captions-evaluation",), build=_clotho("clotho-v2.1/captions-evaluation"),
         sha256="0272fc75c48a1d244df4c9ac6a2e52c57da45d5e9a292de5e84cda251e29ac07", source=_CLOTHO_SOURCE,
         audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",),
-        built_from=("clotho", "evaluation")),
+        built_from=("clotho", "evaluation"), transposed="clotho-v2.1/evaluation-a2t"),
     TaskSpec(
         id="clotho-v2.1/evaluation-a2t", version=1,
         title="Clotho v2.1 evaluation, audio-to-text (all 5 captions relevant)", direction="a2t", kind="multi",
@@ -276,7 +287,8 @@ for _spec in (
         kind="multi", assets=("clotho-v2.1/captions-evaluation", "dcase2025/multi-positive-evaluation"),
         build=_clotho_multi_positive, sha256="4d470f4ef96a81fcf48332b43fa1328865103bbdd8861899c68fddce0362771e",
         source="DCASE 2025 Task 6; CPJKU/dcase2025_task6_baseline", audio=_CLOTHO_AUDIO.format("evaluation"),
-        evaluation_data=("clotho-v2.1/evaluation",)),
+        evaluation_data=("clotho-v2.1/evaluation",), depth=16, main_metric="mAP@16",
+        metrics=("mAP@16", "mAP@10", "R@1", "R@5", "R@10", "nDCG@10"), subset_of="clotho-v2.1/evaluation"),
     TaskSpec(
         id="clotho-v2.1/evaluation-graded", version=1,
         title="Clotho v2.1 evaluation with TAU Audio-Text Graded Relevances 2023 (nDCG@10)", direction="t2a",
@@ -286,7 +298,8 @@ for _spec in (
                 "tau-graded-2023/evaluation-audio-metadata"),
         build=_clotho_graded, sha256="8975229c176b17ce253c12a0f6a24f69e04a2244a9065f104e624ee1427f6ec9",
         source="Xie et al., DCASE Workshop 2023; xieh97/retrieval-relevance-crowdsourcing",
-        audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",), main_metric="nDCG@10"),
+        audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",), main_metric="nDCG@10",
+        subset_of="clotho-v2.1/evaluation"),
     TaskSpec(
         id="audiocaps-v1/test", version=1, title="AudioCaps v1 test, text-to-audio (975 clips x 5 captions)",
         direction="t2a", kind="single", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test,

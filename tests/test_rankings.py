@@ -98,7 +98,7 @@ def test_wrong_number_of_candidates(valid, small_gt, write_csv, n_candidates):
     rows[5] = rows[5][:1 + min(n_candidates, 10)] + (extra if n_candidates > 10 else [])
     write_csv(path, HEADER, rows)
     assert_names(error_of(path, small_gt), path, 7, f"expected 11 cells, found {n_candidates + 1}",
-                 "exactly 10 candidates")
+                 "give 10 candidates per row")
 
 
 def test_repeated_file_name_in_a_row(valid, small_gt, write_csv):
@@ -141,7 +141,7 @@ def test_empty_candidate_cell(valid, small_gt, write_csv):
 
 @pytest.mark.parametrize("header, problem", [
     (["", *FNAME], "wrong header"),  # the first cell left empty (a real submission does this)
-    (["caption", *FNAME[:9]], "it needs caption and fname_1..fname_10"),
+    (["caption", *FNAME[:9]], "the file gives 9 candidates per query; this task ranks 10 (its depth)"),
     (["caption", *FNAME, "score"], "unexpected column(s) ['score']"),
     (["caption", *FNAME[:9], "fname_9"], "a column is repeated"),
     (["text", *(f"audio_{i}" for i in range(1, 11))], "wrong header"),

@@ -41,8 +41,9 @@ def test_record_validates_and_has_the_required_fields(record):
     assert rec["task"]["id"] == "demo" and rec["task"]["version"] == task.version
     assert rec["task"]["ground_truth_sha256"] == gt.sha256 == task.spec.sha256
     assert rec["task"]["queries_sha256"] == gt.queries_sha256
-    assert rec["submission"] == {"id": "my-run", "file": "my-run.csv",
+    assert rec["submission"] == {"id": "my-run", "file": "my-run.csv", "candidates": 10,
                                  "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert (rec["task"]["depth"], rec["task"]["main_metric"]) == (10, "mAP@10") and "subset" not in rec
     assert rec["n_queries"] == gt.n_queries == len(rec["per_query"]["query_id"])
     assert len(rec["per_query"]["mAP@10"]) == gt.n_queries
     assert rec["per_query"]["query_id"] == list(gt.query_ids)
