@@ -38,6 +38,11 @@ class System(Protocol):
     @property
     def needs_training(self) -> bool: ...
 
+    @property
+    def sample_rate(self) -> int:
+        """The rate at which the system reads audio files (what an adapter must write them at)."""
+        ...
+
     def task_features(self, task: Task) -> TaskFeatures: ...
 
     def loss(self, audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,

@@ -14,10 +14,13 @@ import numpy as np
 
 from benchmark import jsonschemas
 from benchmark.atomic import atomic_write_text
+from benchmark.embedding_space import hubness
 from benchmark.rankings import Ranking
 from benchmark.scoring import Scores
 from benchmark.tasks import Task
 from benchmark.version import __version__
+
+HUBNESS_K = 10  # k of the k-occurrence diagnostics in every record
 
 
 def result_schema() -> dict:
@@ -57,6 +60,7 @@ def build_record(task: Task, submission_id: str, ranking: Ranking, scores: Score
                        "candidates": int(ranking.indices.shape[1])},
         **({"subset": subset} if subset else {}),
         "metrics": scores.means,
+        "hubness": hubness(ranking.indices, len(gt.corpus), min(HUBNESS_K, task.spec.depth)),
         "confidence_intervals": {name: list(interval) for name, interval in scores.intervals.items()},
         "confidence_method": "jackknife-95",
         "n_queries": gt.n_queries,

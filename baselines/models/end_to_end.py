@@ -160,6 +160,13 @@ class EndToEndSystem(TrainingHooks):
     def needs_training(self) -> bool:
         return any(p.requires_grad for p in self.head.parameters())
 
+    @property
+    def sample_rate(self) -> int:
+        """The rate the clip store reads audio at (the encoders' own)."""
+        if self.clips is None:
+            raise RuntimeError("this system was built without a clip store (synthetic check only)")
+        return self.clips.sample_rate
+
     def task_features(self, task: Task) -> TaskFeatures:
         require_text_to_audio(task)
         gt = task.ground_truth

@@ -109,6 +109,13 @@ class PasstMpnetTags(TrainingHooks):
     def needs_training(self) -> bool:
         return self.head.needs_training
 
+    @property
+    def sample_rate(self) -> int:
+        """The rate the tagger reads audio at."""
+        if self.tagger is None:
+            raise RuntimeError("this system was built without encoders (synthetic check only)")
+        return self.tagger.spec.sample_rate
+
     def task_features(self, task: Task) -> TaskFeatures:
         if self.tagger is None or self.text is None:
             raise RuntimeError("this system was built without encoders (synthetic check only)")
