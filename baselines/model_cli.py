@@ -94,6 +94,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analysis_model(target: str, arguments: dict[str, str], overrides: list[str]):
+    """A model of the protocol (MODULE:FACTORY), a trained run's best.pt, or a baseline name."""
+    from baselines.model_runner import load_model
+
+    if ":" in target and not Path(target).exists():
+        return load_model(target, arguments)
+    from baselines.adapters.baseline_checkpoint import BaselineModel
+
+    if Path(target).suffix == ".pt" or Path(target).is_file():
+        return BaselineModel(checkpoint=target, settings=";".join(overrides))
+    return BaselineModel(baseline=target, settings=";".join(overrides))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from baselines.analysis import analyze, pca_scatter
+    from benchmark.atomic import atomic_write_text
+    from benchmark.tasks import get_task
+
+    model = _analysis_model(args.model, _pairs(args.arg, "--arg"), args.overrides)
+    task = get_task(args.task)
+    figures, audio, text = analyze(model, task, set_size=args.set_size, progress=not args.quiet)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{model.name}__{task.id}")
+    folder = Path(args.output) if args.output else Path("results") / "analysis"
+    record = atomic_write_text(folder / f"{safe}.json", json.dumps(figures, indent=1) + "\n")
+    plot = pca_scatter(audio, text, folder / f"{safe}.png", f"{model.name} on {task.id}")
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    for modality in ("audio", "text"):
+        m = figures[modality]
+        print(f"{modality:5s}  sigma {m['sigma']:.3f}  h {m['h']:.3f} (sets of {m['set_size']})  "
+              f"uniformity {m['uniformity']:.3f}  effective rank {m['effective_rank']:.1f}")
+    hub = figures["hubness"]
+    print(f"alignment {figures['alignment']:.3f}  modality gap {figures['modality_gap']:.3f}  "
+          f"N10 skew {hub['skewness']:.2f}, never in a top 10: {hub['never_retrieved']:.0%}  "
+          f"mAP@10 {figures['retrieval']['mAP@10']:.4f}")
+    print(f"wrote {record} and {plot}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `larb model run` to the harness's parser."""
     parser = subparsers.add_parser("model", help="evaluate any model (encode_audio / encode_text) on a task",
@@ -119,3 +161,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+
+def register_analyze(subparsers: argparse._SubParsersAction) -> None:
+    """Add `larb analyze` to the harness's parser."""
+    a = subparsers.add_parser("analyze", help="embedding-space figures (uniformity, alignment, gap, hubness) "
+                                              "and a PCA plot of a model on a task")
+    a.add_argument("model", metavar="MODEL", help="MODULE:FACTORY, a trained run's best.pt, or a baseline name")
+    a.add_argument("--task", required=True, help="a text-to-audio task id or folder")
+    a.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="for a factory")
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="for a baseline: a setting (repeatable)")
+    a.add_argument("--set-size", type=int, default=64, help="items per set for sigma and h (default 64)")
+    a.add_argument("--output", help="folder for the JSON and the PNG (default results/analysis)")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=_cmd_analyze)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import textwrap
 from pathlib import Path
 
@@ -212,3 +213,16 @@ def test_the_readme_model_example_runs(tmp_path, monkeypatch, run_cli):
     status, out, err = run_cli(*shlex.split(command.replace("\\\n", " "))[1:])
     assert status == 0, err
     assert (tmp_path / "submissions" / "my-model" / "metadata.yaml").is_file() and "mAP@10" in out
+
+
+def test_analyze_writes_the_embedding_figures_and_a_pca_plot(toy_module, tmp_path, run_cli):
+    code, out, err = run_cli("analyze", "toy_model:build", "--arg", "name=toy-analysis", "--task", "demo",
+                             "--output", tmp_path / "analysis", "--quiet")
+    assert code == 0, err
+    record = json.loads((tmp_path / "analysis" / "toy-analysis__demo.json").read_text("utf-8"))
+    assert (record["audio"]["n"], record["text"]["n"], record["audio"]["set_size"]) == (60, 300, 60)
+    assert 0 <= record["audio"]["h"] <= np.log(256) and record["alignment"] >= 0
+    assert record["retrieval"] == evaluate_model(toy_module.Toy(name="toy-analysis"), "demo",
+                                                 progress=False)["demo"].metrics
+    assert (tmp_path / "analysis" / "toy-analysis__demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "modality gap" in out and "N10 skew" in out
