@@ -112,16 +112,10 @@ class ProtocolEmbeddings:
     def similarity(self, task: Task) -> np.ndarray:
         """Queries x corpus cosine similarities of `task`, in its query and corpus order."""
         gt = task.ground_truth
-        if gt.direction == "t2a":
-            audio = self.audio([task.audio_path(name) for name in gt.corpus])
-            text = self.text(gt.query_texts)
-            if audio.shape[1] != text.shape[1]:
-                raise LarbError(f"{self.model.name}: audio vectors have {audio.shape[1]} dimensions, text vectors "
-                                f"{text.shape[1]}.", fix="embed both into one space.")
-            return text @ audio.T
-        audio = self.audio([task.audio_path(name) for name in gt.query_texts])
-        text = self.text(gt.corpus)
+        t2a = gt.direction == "t2a"
+        audio = self.audio([task.audio_path(name) for name in (gt.corpus if t2a else gt.query_texts)])
+        text = self.text(gt.query_texts if t2a else gt.corpus)
         if audio.shape[1] != text.shape[1]:
             raise LarbError(f"{self.model.name}: audio vectors have {audio.shape[1]} dimensions, text vectors "
                             f"{text.shape[1]}.", fix="embed both into one space.")
-        return audio @ text.T
+        return text @ audio.T if t2a else audio @ text.T
