@@ -22,7 +22,7 @@ BASELINE_LAYERS = (
     ("baselines.inference",),
     ("baselines.models", "baselines.adapters"),
     ("baselines.train",),
-    ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner"),
+    ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner", "baselines.analysis"),
     ("baselines.cli", "baselines.demo", "baselines.model_cli"),
 )
 
