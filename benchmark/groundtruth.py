@@ -164,6 +164,19 @@ def captions_a2t(rows: Iterable[tuple[str, Sequence[str]]]) -> GroundTruth:
     return GroundTruth("a2t", tuple(query_ids), tuple(query_ids), tuple(corpus), relevance, "multi")
 
 
+def grouped_by_caption(gt: GroundTruth) -> GroundTruth:
+    """The same queries with grouped relevance: every corpus file that has a caption identical to the
+    query's text is relevant to it (AudioCaps test has 71 caption strings on several clips; scoring
+    one of them as the only right answer punishes a system for the others)."""
+    files_of: dict[str, dict[str, int]] = {}
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
+        for name, grade in gt.relevance[qid].items():
+            if grade > 0:
+                files_of.setdefault(text, {})[name] = 1
+    relevance = {qid: dict(files_of[text]) for qid, text in zip(gt.query_ids, gt.query_texts, strict=True)}
+    return GroundTruth(gt.direction, gt.query_ids, gt.query_texts, gt.corpus, relevance, "multi")
+
+
 def audiocaps_file_name(youtube_id: str, start_time: str | int) -> str:
     """The clip file name LARB uses for an AudioCaps segment (as aac-datasets and the builders)."""
     return f"{youtube_id}_{int(start_time)}.wav"

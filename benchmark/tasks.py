@@ -29,6 +29,7 @@ from benchmark.groundtruth import (
     audiocaps_t2a,
     captions_a2t,
     captions_t2a,
+    grouped_by_caption,
 )
 from benchmark.metrics import METRIC_NAMES, K, parse_metric
 
@@ -230,6 +231,10 @@ def _audiocaps_test() -> GroundTruth:
     return audiocaps_t2a((r["audiocap_id"], r["youtube_id"], r["start_time"], r["caption"]) for r in records)
 
 
+def _audiocaps_test_grouped() -> GroundTruth:
+    return grouped_by_caption(_audiocaps_test())
+
+
 def demo_folder(split: str) -> Path:
     """Where the generated demo split lives (generated on first use)."""
     folder = assets.cache_dir() / "demo" / f"v1-{split}"
@@ -306,6 +311,14 @@ for _spec in (
         sha256="f93afda312048c6a25f1a2296a0d57e00680f37bc6c0b98325c47fb659339861",
         source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", audio="larb data build audiocaps --split test",
         evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test")),
+    TaskSpec(
+        id="audiocaps-v1/test-grouped", version=1,
+        title="AudioCaps v1 test, grouped relevance: every clip with the query's exact caption is relevant",
+        direction="t2a", kind="multi", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test_grouped,
+        sha256="b3ba033e6d81b584ba30fecb3def749167873662c4d5c8e8ee70509cfefe168c",
+        source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps (grouping by LARB)",
+        audio="larb data build audiocaps --split test", evaluation_data=("audiocaps-v1/test",),
+        subset_of="audiocaps-v1/test"),
     TaskSpec(
         id="demo", version=1, title="Synthetic demo (generated, no download), held-out clips", direction="t2a",
         kind="single", assets=(), build=_demo("test"),

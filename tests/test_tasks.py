@@ -48,6 +48,7 @@ COUNTS = {  # task: (queries, candidates, relevance kind, main metric)
     "clotho-v2.1/evaluation-multi": (1037, 1045, "multi", "mAP@16"),
     "clotho-v2.1/evaluation-graded": (200, 1045, "graded", "nDCG@10"),
     "audiocaps-v1/test": (4875, 975, "single", "mAP@10"),
+    "audiocaps-v1/test-grouped": (4875, 975, "multi", "mAP@10"),
     "demo": (300, 60, "single", "mAP@10"),
     "demo-train": (1200, 240, "single", "mAP@10"),
 }
@@ -293,3 +294,16 @@ def test_the_fast_row_hash_is_the_compact_json_of_each_row(rows):
     assert _json_lines(rows) == expected
     assert _json_lines([row[:2] for row in rows]) == "".join(
         json.dumps(list(row[:2]), ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
+
+
+def test_grouped_relevance_credits_every_clip_with_the_querys_exact_caption(audiocaps):
+    """AudioCaps test: 4,875 captions, 4,633 distinct strings; 71 strings belong to several clips,
+    so 229 queries are scored as if the other clips were wrong; grouped, they are all relevant."""
+    grouped = get_task("audiocaps-v1/test-grouped")
+    gt, grouped_gt = audiocaps.ground_truth, grouped.ground_truth
+    assert len(set(gt.query_texts)) == 4633 and grouped_gt.query_ids == gt.query_ids
+    widened = [q for q in gt.query_ids if len(grouped_gt.relevance[q]) > 1]
+    assert len(widened) == 229 and len({grouped_gt.query_texts[gt.query_ids.index(q)] for q in widened}) == 71
+    for q in gt.query_ids:
+        assert set(gt.relevance[q]) <= set(grouped_gt.relevance[q])
+    assert grouped.spec.subset_of == audiocaps.id
