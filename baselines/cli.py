@@ -62,6 +62,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from baselines.sweep import parse_grid, sweep
+
+    grid = parse_grid(args.grid, args.name)
+    rows = sweep(args.name, grid, args.train_task, args.val_task, args.task, Path(args.output), args.overrides)
+    print(Path(args.output, "sweep.md").read_text("utf-8"))
+    print(f"{len(rows)} points; table, JSON and plot in {args.output}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from baselines.runner import train_baseline
 
@@ -128,6 +138,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
     _settings(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sweep", help="train, rank and analyse a baseline at every point of a settings grid")
+    p.add_argument("name")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a setting and its values (repeatable: the points are every combination)")
+    p.add_argument("--train-task", required=True, action="append", help="task id or folder to train on")
+    p.add_argument("--val-task", help="task id or folder for validation (default: a held-out share)")
+    p.add_argument("--task", required=True, help="the task each point is ranked and scored on")
+    p.add_argument("--output", required=True, help="the sweep folder (runs/, submissions/, points/, sweep.md)")
+    _settings(p)
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("ensemble", help="rank a task with several trained models (score or embedding mean)")
     p.add_argument("members", nargs="+", metavar="MODEL",

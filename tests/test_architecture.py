@@ -23,6 +23,7 @@ BASELINE_LAYERS = (
     ("baselines.models", "baselines.adapters"),
     ("baselines.train",),
     ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner", "baselines.analysis"),
+    ("baselines.sweep",),
     ("baselines.cli", "baselines.demo", "baselines.model_cli"),
 )
 
