@@ -62,11 +62,14 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_record_path(submission_id: str, task_id: str) -> Path:
+    return Path("results") / submission_id / (task_id.replace("/", "__").replace(":", "_") + ".json")
+
+
 def _record_path(args: argparse.Namespace, submission_id: str, task_id: str) -> Path:
     """Where the result record goes; never over the submission's own files, nor over a file that
     is not a result record."""
-    output = Path(args.output) if args.output else Path("results") / submission_id / (
-        task_id.replace("/", "__").replace(":", "_") + ".json")
+    output = Path(args.output) if args.output else _default_record_path(submission_id, task_id)
     if output.is_dir():
         raise LarbError("--output is a folder.", path=output, fix="give the path of a .json file.")
     source = Path(args.submission)
@@ -142,7 +145,7 @@ def _evaluate_protocols(args: argparse.Namespace) -> int:
     results = evaluate_protocols(args.submission, args.task)
     rows = []
     for task_id, result in results.items():
-        output = Path("results") / result.submission_id / (task_id.replace("/", "__").replace(":", "_") + ".json")
+        output = _default_record_path(result.submission_id, task_id)
         result.save(output)
         main = result.task.spec.main_metric
         scored = result.task.ground_truth.n_queries

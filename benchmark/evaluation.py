@@ -220,18 +220,20 @@ def evaluate_protocols(submission: Any, task: str, *, submission_id: str | None 
         raise LarbError(f"--protocols all needs a registered task, not {task!r}.", fix="see 'larb tasks'.")
     base, found_id, source = _source_task(submission, task)
     folder = Path(submission) if isinstance(submission, (str, Path)) and Path(submission).is_dir() else None
+    in_folder = set(load_submission(folder).metadata["rankings"]) if folder is not None else set()
     name = submission_id or found_id or "python"
-    scores = None
-    if found_id is not None and matrix_files.is_matrix(Path(source), base.ground_truth):
-        scores, digest = matrix_files.read_scores(source, base.ground_truth)
-    elif found_id is None and (_is_frame(source) or np.asarray(source).dtype.kind == "f"):
-        scores = None if _is_frame(source) else np.asarray(source, dtype=np.float64)
+    scores, digest = None, None  # a similarity matrix, read once for every protocol
+    if found_id is not None:
+        if matrix_files.is_matrix(Path(source), base.ground_truth):
+            scores, digest = matrix_files.read_scores(source, base.ground_truth)
+    elif not _is_frame(source) and np.asarray(source).dtype.kind == "f":
+        scores = np.asarray(source, dtype=np.float64)
     results: dict[str, Evaluation] = {}
     skipped: dict[str, str] = {}
     for task_id in protocol_tasks(task):
         spec = TASKS[task_id]
         try:
-            if folder is not None and task_id in load_submission(folder).metadata["rankings"]:
+            if task_id in in_folder:
                 results[task_id] = evaluate(folder, task_id)
             elif task_id == base.id:
                 results[task_id] = evaluate(scores if scores is not None else submission, base, submission_id=name)
@@ -249,7 +251,7 @@ def evaluate_protocols(submission: Any, task: str, *, submission_id: str | None 
             if "candidates per query" not in exc.detail:
                 raise
             skipped[task_id] = exc.detail
-    if found_id is not None and scores is not None:  # records name the file, not the matrix in memory
+    if digest is not None:  # records name the matrix file, not the matrix in memory
         results = {t: dataclasses.replace(r, ranking=Ranking(r.ranking.indices, digest, Path(source)))
                    if r.ranking.path.name.startswith("<") else r for t, r in results.items()}
     return Protocols(results, skipped)
