@@ -28,6 +28,12 @@ def _settings(parser: argparse.ArgumentParser) -> None:
                         help="override a setting (repeatable), e.g. --set lambda=0")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of epochs >= 1")
+    return int(text)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -76,12 +82,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from baselines.runner import train_baseline
 
     result = train_baseline(args.name, args.train_task, args.val_task,
-                            Path(args.output) if args.output else None, args.overrides)
-    best = result.best
-    print(f"best: epoch {best['epoch']}, validation mAP@10 {best['val_mAP@10']:.4f} -> {result.best_checkpoint}")
+                            Path(args.output) if args.output else None, args.overrides, patience=args.patience)
+    print(training_summary(result))
     print(f"next: larb baseline run {args.name} --task TASK --checkpoint {result.best_checkpoint} "
           f"--output submissions/<id>")
     return 0
+
+
+def training_summary(result) -> str:
+    """What a person wants at the end of a run: how far it got, the best epoch and where it is."""
+    best, last = result.best, result.history[-1]
+    stop = (f"stopped early after epoch {last['epoch']} (no better validation mAP@10 for "
+            f"{last['epoch'] - best['epoch']} epochs)" if result.stopped_early else f"trained {last['epoch']} epochs")
+    return (f"{stop}\nbest: epoch {best['epoch']}, validation mAP@10 {best['val_mAP@10']:.4f}, validation loss "
+            f"{best['val_loss']:.4f}\ncheckpoint: {result.best_checkpoint}\n"
+            f"per-epoch log: {result.best_checkpoint.parent / 'log.jsonl'}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -127,6 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-task", help="task id or folder for validation (default: hold out val_fraction "
                                       "of the training files)")
     p.add_argument("--output", help="run folder (default runs/NAME-TRAIN_TASK)")
+    p.add_argument("--patience", type=_positive_int, metavar="N",
+                   help="stop once N epochs in a row have not improved validation mAP@10")
     _settings(p)
     p.set_defaults(func=_cmd_train)
 

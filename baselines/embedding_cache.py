@@ -138,7 +138,8 @@ def cached_extract(cache: EmbeddingCache, items: Sequence[Item], keys: Sequence[
     for position, key in enumerate(keys):
         first_of.setdefault(key, position)
     todo = [key for key in first_of if key not in cache]
-    with tqdm(total=len(todo), desc=description, unit="item", disable=not progress or not todo,
+    # disable=None: tqdm itself stays quiet when stderr is not a terminal (logs, CI, pipes).
+    with tqdm(total=len(todo), desc=description, unit="item", disable=None if progress and todo else True,
               leave=False) as bar:
         for start in range(0, len(todo), batch_size):
             batch_keys = todo[start:start + batch_size]

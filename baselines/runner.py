@@ -41,7 +41,7 @@ def _training_tasks(train_tasks: str | Path | Sequence[str | Path]) -> list[Task
 
 def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[str | Path],
                    val_task: str | Path | None, output: Path | None, overrides: Sequence[str] = (),
-                   progress: bool = True) -> TrainResult:
+                   progress: bool = True, patience: int | None = None) -> TrainResult:
     """Train on one task or on several joined (e.g. Clotho + AudioCaps + WavText5K), select on
     `val_task` (or on a held-out share of the training files).
 
@@ -63,7 +63,7 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         training_data += declared_training_data(validation)
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
     write_run_record(folder, spec, config, tasks, validation)
-    return train(spec, system, train_features, val_features, training_data, folder, progress)
+    return train(spec, system, train_features, val_features, training_data, folder, progress, patience)
 
 
 def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], output: Path,

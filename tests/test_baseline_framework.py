@@ -227,6 +227,27 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_patience_stops_once_validation_stops_improving_and_the_summary_says_so(tmp_path, monkeypatch):
+    from baselines.cli import training_summary
+
+    scores = iter([0.2, 0.5, 0.4, 0.5, 0.3, 0.9, 0.9])  # best at epoch 2, then three epochs not better
+    monkeypatch.setattr(training, "retrieval_map", lambda *args, **kwargs: next(scores))
+    result = training.train(SPEC, _system(["epochs=7"]), _learnable(60, 1, "t"), _learnable(20, 2, "v"),
+                            [{"dataset": "synthetic", "split": "train"}], tmp_path, progress=False, patience=3)
+    assert result.stopped_early and [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5]
+    assert torch.load(result.best_checkpoint, weights_only=True)["epoch"] == 2
+    summary = training_summary(result)
+    assert "stopped early after epoch 5 (no better validation mAP@10 for 3 epochs)" in summary
+    assert "best: epoch 2, validation mAP@10 0.5000" in summary and str(tmp_path / "best.pt") in summary
+    # Resuming with the same patience trains nothing more; without it, the run goes on to epoch 7.
+    again = training.train(SPEC, _system(["epochs=7"]), _learnable(60, 1, "t"), _learnable(20, 2, "v"),
+                           [{"dataset": "synthetic", "split": "train"}], tmp_path, progress=False, patience=3)
+    assert again.stopped_early and len(again.history) == 5
+    longer = training.train(SPEC, _system(["epochs=7"]), _learnable(60, 1, "t"), _learnable(20, 2, "v"),
+                            [{"dataset": "synthetic", "split": "train"}], tmp_path, progress=False)
+    assert not longer.stopped_early and longer.best["epoch"] == 6 and "trained 7 epochs" in training_summary(longer)
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path):
     _train(tmp_path, ["epochs=1"])
     with pytest.raises(LarbError, match="lr: 0.003 -> 0.01"):
@@ -332,6 +353,14 @@ def test_user_errors_exit_2_with_one_line(run_cli, tmp_path, monkeypatch, args, 
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(*args)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_patience_that_is_not_a_positive_number_is_a_usage_error(capsys):
+    from benchmark.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["baseline", "train", "passt-mpnet-tags", "--train-task", "demo-train", "--patience", "0"])
+    assert exit_.value.code == 2 and "'0' is not a whole number of epochs >= 1" in capsys.readouterr().err
 
 
 def test_demo_step_downloads_nothing_without_the_assets(tmp_path, capsys):

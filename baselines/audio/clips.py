@@ -75,8 +75,8 @@ class ClipStore:
         from tqdm.auto import tqdm
 
         todo = sorted({int(i) for i in ids if not self._cached(int(i)).exists()})
-        for clip in tqdm(todo, desc=f"audio at {self.sample_rate} Hz", unit="file", disable=not progress or not todo,
-                         leave=False):
+        for clip in tqdm(todo, desc=f"audio at {self.sample_rate} Hz", unit="file",
+                         disable=None if progress and todo else True, leave=False):
             self.waveform(clip)
 
     def fixed(self, clip: int, samples: int, rng: np.random.Generator | None) -> tuple[np.ndarray, float]:

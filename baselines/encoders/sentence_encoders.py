@@ -130,9 +130,10 @@ class TextFeatures:
                                 fix="the mirror holds a different model under this name; replace it.")
         return self._encoder
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], what: str = "captions") -> np.ndarray:
+        """Vectors for `texts`; `what` names them in the progress bar ("AudioSet tag names")."""
         vectors, self.last_computed = cached_extract(
             self.cache, list(texts), [text_sha256(t) for t in texts],
             lambda batch: self.encoder.encode(batch, self.batch_size), self.batch_size * 4,
-            f"{self.spec.name} captions", self.progress)
+            f"{self.spec.name}: {what}", self.progress)
         return vectors if len(texts) else np.empty((0, self.spec.dim), np.float32)

@@ -135,7 +135,7 @@ def build(config: Mapping[str, Any], device: str, progress: bool = True) -> Pass
     _validate(config)
     tagger = TaggerFeatures(tagger_spec(config["tagger"]), device, progress=progress)
     text = TextFeatures(text_encoder_spec(config["text_encoder"]), device, progress=progress)
-    tag_embeddings = torch.from_numpy(text.encode(audioset_labels()))
+    tag_embeddings = torch.from_numpy(text.encode(audioset_labels(), what="AudioSet tag names"))
     torch.manual_seed(config["seed"])  # the projection's initialisation
     return PasstMpnetTags(config, TagsHead(tag_embeddings, config["lambda"]), tagger, text)
 

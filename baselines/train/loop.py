@@ -43,6 +43,7 @@ _VALIDATION_SEED_OFFSET = 999_983
 class TrainResult:
     best_checkpoint: Path
     history: list[dict[str, Any]]
+    stopped_early: bool = False
 
     @property
     def best(self) -> dict[str, Any]:
@@ -54,7 +55,8 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_features: TaskFeatures,
-        training_data: list[dict[str, str]], output: Path, progress: bool = True) -> TrainResult:
+        training_data: list[dict[str, str]], output: Path, progress: bool = True,
+        patience: int | None = None) -> TrainResult:
     """Train `system.head`; resume from `output/last.pt` when it exists. Returns the best checkpoint.
 
     Each epoch: shuffled pairs in batches (every rank its slice of each global batch), inputs
@@ -62,7 +64,8 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     optimiser + schedule + clipping + the system's `after_step`, then validation loss (eval mode)
     and validation mAP@10 (selects best.pt). Torch's RNG is reseeded per epoch, so a resumed run
     repeats the epochs an uninterrupted one would have run. `progress=False` silences the bars
-    and the per-epoch lines (`log.jsonl` is always written).
+    and the per-epoch lines (`log.jsonl` is always written). With `patience`, training stops once
+    that many epochs in a row have not improved validation mAP@10 (also on resume).
     """
     from tqdm.auto import tqdm
 
@@ -94,6 +97,8 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     val_batches = batches(val_pairs, torch.arange(len(val_pairs[0])), batch_size, False)
     best = max((r["val_mAP@10"] for r in history), default=-1.0)
     for epoch in range(len(history), config["epochs"]):
+        if patience is not None and epochs_without_improvement(history) >= patience:
+            return TrainResult(output / "best.pt", history, stopped_early=True)
         seed = config["seed"] * 1_000_003 + epoch
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
@@ -103,8 +108,8 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         head.train()
         losses = []
         for batch in tqdm(loader(system, train_features, mine, True, seed, workers), desc=f"epoch {epoch + 1}",
-                          leave=False,
-                          disable=not progress or not accelerator.is_main_process):
+                          unit="batch", leave=False,
+                          disable=None if progress and accelerator.is_main_process else True):
             extra = {"fractions": batch["fractions"].to(device)} if "fractions" in batch else {}
             with accelerator.autocast():
                 audio_emb, text_emb = head(batch["audio"].to(device), batch["text"].to(device), **extra)
@@ -134,6 +139,14 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         best = end_epoch(accelerator, spec, config, plain_head, optimizer, scheduler, training_data, history,
                          best, output, progress)
     return TrainResult(output / "best.pt", history)
+
+
+def epochs_without_improvement(history: list[dict[str, Any]]) -> int:
+    """Epochs since the best validation mAP@10 (the first of equal bests, as `best.pt` keeps it)."""
+    if not history:
+        return 0
+    scores = [r["val_mAP@10"] for r in history]
+    return len(scores) - 1 - scores.index(max(scores))
 
 
 def end_epoch(accelerator, spec: BaselineSpec, config: Mapping[str, Any], plain_head: torch.nn.Module,
