@@ -5,6 +5,7 @@ Used by `larb baseline train|run`, by `larb demo` and by the tests, so all three
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,7 +126,11 @@ def run_models(members: Sequence[Member], task_name: str | Path | Task, output: 
                         fix=f"use a task with at least {task.spec.depth} candidates.")
     loaded = [load_member(m, overrides, progress) for m in members]
     indices = rank(loaded, task, method)
-    return write_submission(output, task, indices, _info(loaded, method), method)
+    info = _info(loaded, method)
+    log = members[0].checkpoint.parent / "log.jsonl" if len(members) == 1 and members[0].checkpoint else None
+    if log is not None and log.is_file():
+        info = dataclasses.replace(info, training_log=log)  # the site plots the run's curves
+    return write_submission(output, task, indices, info, method)
 
 
 def members_from_arguments(arguments: Sequence[str]) -> list[Member]:

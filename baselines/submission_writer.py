@@ -29,6 +29,7 @@ from benchmark.rankings import write_ranking_csv
 from benchmark.submission_folders import METADATA_FILE, metadata_schema
 from benchmark.tasks import Task
 
+TRAINING_LOG = "training_log.jsonl"
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
@@ -46,6 +47,7 @@ class SubmissionInfo:
     baselines: tuple[dict[str, Any], ...] = ()  # per member: registered name and model settings
     team: str = "LARB baselines"
     licence: str = "MIT"
+    training_log: Path | None = None  # the run's log.jsonl, copied in as TRAINING_LOG
 
 
 def check_submission_id(output: Path) -> str:
@@ -87,12 +89,16 @@ def write_submission(output: Path, task: Task, indices: np.ndarray, info: Submis
         metadata["members"] = list(info.members)
     if info.baselines:
         metadata["baselines"] = [dict(b) for b in info.baselines]
+    if info.training_log is not None:
+        metadata["training_log"] = TRAINING_LOG
     errors = list(jsonschema.Draft202012Validator(metadata_schema()).iter_errors(metadata))
     if errors:
         raise ValueError(f"baseline metadata violates the schema: {errors[0].message}")
     staging = output_folders.staging_folder(output, "larb baseline run")
     try:
         write_ranking_csv(staging / csv_name, gt, indices)
+        if info.training_log is not None:
+            shutil.copyfile(info.training_log, staging / TRAINING_LOG)
         (staging / METADATA_FILE).write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
         publish_mode(staging)

@@ -28,6 +28,8 @@ EPILOG = """examples:
   larb evaluate submissions/demo-random --task demo
   larb evaluate my_ranking.csv --task clotho-v2.1/evaluation --json
   larb leaderboard --check
+  larb leaderboard --site site
+  larb submission check submissions/my-system
 """
 
 
@@ -190,19 +192,71 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark import leaderboard
     from benchmark.atomic import atomic_write_text
+    from benchmark.board import build_board
 
-    text = leaderboard.build(args.submissions)
+    board = build_board(args.submissions)
+    text = leaderboard.render(board)
     output = Path(args.output)
     if args.check:
-        current = output.read_text("utf-8") if output.exists() else ""
-        if current != text:
-            print(f"{output} is stale: run 'larb leaderboard' and commit the result.", file=sys.stderr)
-            return 1
-        print(f"{output} is up to date.")
-        return 0
+        return _check_leaderboard(output, text, board)
     atomic_write_text(output, text)
     print(f"wrote {output}")
+    for entry in board.unscored:
+        print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
+    if args.site:
+        from benchmark.site import parse_audio_roots, write_site
+
+        roots = parse_audio_roots(args.audio_root, {t.id for t in board.tasks})
+        site = write_site(board, Path(args.site), roots, reads=(Path(args.submissions), *roots.values()))
+        print(f"wrote the site to {site}; open {site / 'index.html'}")
+    elif args.audio_root:
+        raise LarbError("--audio-root is for the site.", fix="add --site DIR, or drop --audio-root.")
     return 0
+
+
+def _check_leaderboard(output: Path, text: str, board) -> int:
+    """Exit 1 when the committed file is stale or any declared ranking cannot be scored."""
+    failed = False
+    current = output.read_text("utf-8") if output.exists() else ""
+    if current != text:
+        print(f"{output} is stale: run 'larb leaderboard' and commit the result.", file=sys.stderr)
+        failed = True
+    for entry in board.unscored:
+        print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
+        failed = True
+    if failed:
+        return 1
+    print(f"{output} is up to date; every declared ranking is scored.")
+    return 0
+
+
+def _cmd_submission_check(args: argparse.Namespace) -> int:
+    from benchmark.submission_check import check_submission
+    from benchmark.tasks import TASKS
+
+    failed = 0
+    for folder in args.folders:
+        if not Path(folder).is_dir():
+            raise LarbError("not a submission folder.", path=folder, fix="give submissions/<id>.")
+        report = check_submission(folder, args.board)
+        print(f"submission {report.submission_id} ({folder})")
+        for finding in report.findings:
+            print(f"  {'ok  ' if finding.ok else 'FAIL'}  {finding.check}: {finding.detail}")
+        if report.rows:
+            table = []
+            for row, position, of in report.rows:
+                spec = TASKS[row.evaluation.task.id]
+                low, high = row.scores.intervals[spec.main_metric]
+                table.append([spec.id, f"{position} of {of}", spec.main_metric,
+                              f"{row.scores.means[spec.main_metric]:.4f} [{low:.4f}, {high:.4f}]",
+                              "  ".join(f"{m} {row.scores.means[m]:.4f}" for m in spec.metrics
+                                        if m != spec.main_metric)])
+            print(f"rows it adds to the board in {args.board}:")
+            print(tabulate(table, headers=["task", "position", "main metric", "value [95% CI]", "other metrics"],
+                           disable_numparse=True))
+        failed += not report.passed
+        print("passed." if report.passed else "failed: fix each FAIL above and run the check again.")
+    return 1 if failed else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -262,11 +316,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--metric", default="mAP@10", help="one of the task's metrics (default mAP@10)")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("leaderboard", help="rebuild leaderboard.md by rescoring every submission")
-    p.add_argument("--check", action="store_true", help="exit 1 when the file differs from a fresh rebuild")
+    p = sub.add_parser("leaderboard", help="rebuild leaderboard.md (and the web site) by rescoring every submission")
+    p.add_argument("--check", action="store_true", help="exit 1 when the file differs from a fresh rebuild "
+                                                        "or a declared ranking cannot be scored")
     p.add_argument("--submissions", default="submissions")
     p.add_argument("--output", default="leaderboard.md")
+    p.add_argument("--site", metavar="DIR", help="also write the board as a static web site into DIR")
+    p.add_argument("--audio-root", action="append", default=[], metavar="[TASK=]DIR",
+                   help="audio players in the site's query browser: the folder of a task's audio files "
+                        "(TASK=DIR for one task, DIR for every task); repeatable")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("submission", help="check a submission folder as a reviewer would")
+    submission = p.add_subparsers(dest="submission_command", required=True, metavar="COMMAND")
+    p = submission.add_parser("check", help="metadata, links, licence, date, parameters, every ranking scored; "
+                                            "prints the rows the submission adds (exit 1 on any failure)")
+    p.add_argument("folders", nargs="+", metavar="DIR", help="submission folder(s), submissions/<id>")
+    p.add_argument("--board", default="submissions", help="the board's submissions folder, to place the rows "
+                                                          "(default: submissions)")
+    p.set_defaults(func=_cmd_submission_check)
 
     for plugin in plugins.declared("larb.commands"):
         if command is not None and plugin.name != command:

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from benchmark import plugins
+from benchmark.board import score_task
 from benchmark.errors import LarbError
-from benchmark.leaderboard import score_task, task_table
+from benchmark.leaderboard import task_table
 from benchmark.submission_folders import Submission, find_submissions, load_submission
 from benchmark.tasks import get_task
 
@@ -57,8 +58,10 @@ def run(submissions_root: Path) -> int:
                 print(f"({step.name}: skipped, {exc})")
                 continue
             submissions = _replace_by_live_runs(submissions, live)
-        rows = score_task(TASK, submissions)
+        rows, unscored = score_task(TASK, submissions)
         print()
         print(task_table(TASK, rows))
+        for entry in unscored:
+            print(f"not scored: {entry.submission_id}: {entry.reason}")
     print(f"\n{len(rows)} systems scored in {time.perf_counter() - start:.1f} s.")
     return 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -12,6 +14,7 @@ from benchmark import jsonschemas, untrusted
 from benchmark.errors import LarbError
 
 METADATA_FILE = "metadata.yaml"
+TRAINING_LOG_KEYS = ("epoch", "train_loss", "val_loss", "val_mAP@10")
 
 
 def metadata_schema() -> dict:
@@ -66,7 +69,36 @@ def load_submission(folder: str | Path) -> Submission:
             raise LarbError(f"the ranking {file_name!r} for task {task_id} is missing.", path=folder,
                             fix="add the file or remove it from 'rankings'.")
         untrusted.regular_file(untrusted.inside(folder, ranking, what="ranking file"), what="ranking file")
+    if "training_log" in metadata:
+        log = folder / metadata["training_log"]
+        if not (log.exists() or log.is_symlink()):
+            raise LarbError(f"the training log {metadata['training_log']!r} is missing.", path=folder,
+                            fix="add the file or remove training_log from metadata.yaml.")
+        untrusted.regular_file(untrusted.inside(folder, log, what="training log"), what="training log")
     return Submission(folder, metadata)
+
+
+def training_history(submission: Submission) -> list[dict[str, Any]]:
+    """The per-epoch records of the run behind a submission (its declared `training_log`), or []."""
+    name = submission.metadata.get("training_log")
+    if not name:
+        return []
+    path = untrusted.regular_file(untrusted.inside(submission.folder, submission.folder / name, what="training log"),
+                                  what="training log")
+    text = untrusted.decode_utf8(path.read_bytes(), path)
+    history = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or any(not isinstance(record.get(k), (int, float))
+                                                   for k in TRAINING_LOG_KEYS):
+                raise ValueError
+        except ValueError:
+            raise LarbError(f"not an epoch record with {', '.join(TRAINING_LOG_KEYS)}.", path=path, line=line_no,
+                            fix="write the run's log.jsonl as 'larb baseline train' does, or drop training_log.") \
+                from None
+        history.append({k: record[k] for k in TRAINING_LOG_KEYS})
+    return history
 
 
 def find_submissions(root: str | Path) -> list[Submission]:

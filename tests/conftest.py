@@ -220,6 +220,36 @@ def write_ranking(ranking_rows) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture
+def demo_gt():
+    from benchmark.tasks import get_task
+
+    return get_task("demo").ground_truth
+
+
+@pytest.fixture
+def make_submission(tmp_path, write_ranking, demo_gt):
+    """`make_submission(id, seed=0, perfect=False, training_data=(), **metadata)` under tmp_path/subs."""
+    root = tmp_path / "subs"
+
+    def make(sub_id: str, seed: int = 0, *, perfect: bool = False, training_data=(), **fields) -> Path:
+        import yaml
+
+        folder = root / sub_id
+        write_ranking(folder / "demo.csv", demo_gt, seed, perfect=perfect)
+        metadata = {"id": sub_id, "team": "Test team", "system": f"System {sub_id}", "description": "A test.",
+                    "parameters": {"total": 1000, "trainable": 10}, "ensemble": False, "date": "2026-01-31",
+                    "licence": "CC0-1.0", "rankings": {"demo": "demo.csv"},
+                    "training_data": [{"dataset": d, "split": s} for d, s in training_data]}
+        metadata.update(fields)
+        metadata = {k: v for k, v in metadata.items() if v is not None}
+        (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False), "utf-8")
+        return folder
+
+    make.root = root
+    return make
+
+
 # --- helpers shared by several test files (tests import from here, never from each other) ---
 
 def chance_map(n_corpus: int) -> float:

@@ -150,3 +150,9 @@ def test_tiny_fine_tuned_model_learns_the_demo_task(demo_run, tmp_path, monkeypa
     counts = SPEC.parameter_counts(apply_overrides(DEFAULTS, PANNS_DEMO_SETTINGS))
     assert metadata["parameters"] == {"total": counts.total, "trainable": counts.trainable}
     assert metadata["training_data"] == [{"dataset": "demo", "split": "train"}] and not metadata["ensemble"]
+    # the run's per-epoch log travels with the submission, for the site's training curves
+    from benchmark.submission_folders import load_submission, training_history
+
+    assert metadata["training_log"] == "training_log.jsonl"
+    assert training_history(load_submission(folder)) == [
+        {k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_mAP@10")} for r in history]

@@ -4,41 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import yaml
 from conftest import PAIR, SINGLE
 from conftest import reported_member as _member
 
-from benchmark import leaderboard
-from benchmark.tasks import get_task
+from benchmark import board, leaderboard
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def demo_gt():
-    return get_task("demo").ground_truth
-
-
-@pytest.fixture
-def make_submission(tmp_path, write_ranking, demo_gt):
-    """`make_submission(id, seed=0, perfect=False, training_data=(), **metadata)` under tmp_path/subs."""
-    root = tmp_path / "subs"
-
-    def make(sub_id: str, seed: int = 0, *, perfect: bool = False, training_data=(), **fields) -> Path:
-        folder = root / sub_id
-        write_ranking(folder / "demo.csv", demo_gt, seed, perfect=perfect)
-        metadata = {"id": sub_id, "team": "Test team", "system": f"System {sub_id}", "description": "A test.",
-                    "parameters": {"total": 1000, "trainable": 10}, "ensemble": False, "date": "2026-01-31",
-                    "licence": "CC0-1.0", "rankings": {"demo": "demo.csv"},
-                    "training_data": [{"dataset": d, "split": s} for d, s in training_data]}
-        metadata.update(fields)
-        metadata = {k: v for k, v in metadata.items() if v is not None}
-        (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False), "utf-8")
-        return folder
-
-    make.root = root
-    return make
 
 
 def rows_of(markdown: str) -> dict[str, str]:
@@ -150,7 +121,7 @@ def test_the_board_puts_the_best_reproducing_run_beside_the_reported_figure(make
     make_submission("ntxent-perfect", perfect=True, baselines=[_member("panns-sbert-cnn14", loss="ntxent")])
     make_submission("ntxent-random", seed=3, baselines=[_member("panns-sbert-cnn14", loss="ntxent")])
     make_submission("max-random", seed=4, baselines=[_member("panns-sbert-cnn14", loss="triplet-max")])
-    monkeypatch.setattr(leaderboard, "load_reported", lambda: {"demo": [SINGLE, PAIR]})
+    monkeypatch.setattr(board, "load_reported", lambda: {"demo": [SINGLE, PAIR]})
     text = leaderboard.build(make_submission.root)
     single = next(line for line in text.splitlines() if line.startswith("| PANNs CNN14 + SBERT, NT-Xent"))
     assert "`ntxent-perfect`" in single and "| 1.0000 (+0.7710)" in single
