@@ -216,7 +216,7 @@ class SiteBuilder:
             top = [gt.corpus[int(i)] for i in row.evaluation.ranking.indices[q, :depth]]
             audio = (lambda name: self._audio(spec.id, name, page_folder)) if audio_corpus else (lambda name: None)
             queries.append({
-                "position": q + 1, "id": query_id, "text": text, "search": f"{text} {query_id}".lower(),
+                "position": q + 1, "id": query_id, "text": text,
                 "audio": None if audio_corpus else self._audio(spec.id, query_id, page_folder),
                 "relevant": [{"name": name, "grade": grade if gt.kind == "graded" else None, "audio": audio(name)}
                              for name, grade in sorted(relevant.items())],
