@@ -79,10 +79,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from baselines import distributed
     from baselines.runner import train_baseline
 
     result = train_baseline(args.name, args.train_task, args.val_task,
                             Path(args.output) if args.output else None, args.overrides, patience=args.patience)
+    if not distributed.is_main_process():
+        return 0
     print(training_summary(result))
     print(f"next: larb baseline run {args.name} --task TASK --checkpoint {result.best_checkpoint} "
           f"--output submissions/<id>")
@@ -97,6 +100,19 @@ def training_summary(result) -> str:
     return (f"{stop}\nbest: epoch {best['epoch']}, validation mAP@10 {best['val_mAP@10']:.4f}, validation loss "
             f"{best['val_loss']:.4f}\ncheckpoint: {result.best_checkpoint}\n"
             f"per-epoch log: {result.best_checkpoint.parent / 'log.jsonl'}")
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from baselines import distributed
+    from baselines.runner import extract_features
+
+    done = extract_features(args.name, args.task, args.overrides)
+    if distributed.is_main_process():
+        for task, features in done:
+            print(f"{task.id}: {len(features.audio)} audio embeddings {tuple(features.audio.shape[1:])}, "
+                  f"{len(features.text)} caption embeddings {tuple(features.text.shape[1:])} in the embedding cache"
+                  + (f" ({distributed.world_size()} processes)" if distributed.world_size() > 1 else ""))
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -146,6 +162,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop once N epochs in a row have not improved validation mAP@10")
     _settings(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("extract", help="embed tasks with the baseline's frozen encoders into the embedding cache "
+                                       "(sharded over the processes 'accelerate launch' starts)")
+    p.add_argument("name")
+    p.add_argument("--task", required=True, action="append", help="task id or folder; repeatable")
+    _settings(p)
+    p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("run", help="rank a task (text-to-audio or audio-to-text) and write a submission folder")
     p.add_argument("name")

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from baselines import distributed
 from benchmark.assets import cache_dir
 from benchmark.atomic import atomic_write_bytes, atomic_write_text, os_faults
 from benchmark.errors import LarbError
@@ -59,12 +60,20 @@ class EmbeddingCache:
         if not manifest.exists():
             atomic_write_text(manifest, json.dumps(identity, indent=1) + "\n")
         self._vectors: dict[str, np.ndarray] = {}
+        self._read: set[str] = set()
         self.width: int | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the shards written since this cache was opened (by other processes, too)."""
         for shard in sorted(self.folder.glob("shard-*.npz")):
+            if shard.name in self._read:
+                continue
             loaded = self._read_shard(shard)
             if loaded is None:
                 set_aside(shard)
                 continue
+            self._read.add(shard.name)
             self._vectors.update(zip(*loaded, strict=True))
 
     def _read_shard(self, shard: Path) -> tuple[list[str], np.ndarray] | None:
@@ -111,7 +120,9 @@ class EmbeddingCache:
         buffer = io.BytesIO()
         np.savez(buffer, keys=np.asarray(keys), vectors=vectors)
         data = buffer.getvalue()
-        atomic_write_bytes(self.folder / f"shard-{hashlib.sha256(data).hexdigest()}.npz", data)
+        name = f"shard-{hashlib.sha256(data).hexdigest()}.npz"
+        atomic_write_bytes(self.folder / name, data)
+        self._read.add(name)
         self.width = vectors.shape[1]
         self._vectors.update(zip(keys, vectors, strict=True))
 
@@ -130,20 +141,33 @@ def cached_extract(cache: EmbeddingCache, items: Sequence[Item], keys: Sequence[
                    progress: bool = True) -> tuple[np.ndarray, int]:
     """Vectors for `items` in order, computing only the ones whose key is not cached.
 
-    Returns (vectors, number computed). Each batch is saved as soon as it is done.
+    Returns (vectors, number computed). Each batch is saved as soon as it is done. Under a
+    launcher that started several processes, the batches are dealt round-robin (batch b to rank
+    b mod N), so each batch is computed once, by one process, with exactly the inputs a single
+    process would give it: the shards are the same files. Every process then reads the others'
+    shards. An interrupted run keeps its finished batches; the next one computes the rest.
     """
     from tqdm.auto import tqdm
 
+    world = distributed.world_size()
+    if world > 1:  # everyone sees the same cache before deciding what is left to do
+        distributed.wait_for_everyone()
+        cache.refresh()
+        distributed.wait_for_everyone()
     first_of: dict[str, int] = {}
     for position, key in enumerate(keys):
         first_of.setdefault(key, position)
     todo = [key for key in first_of if key not in cache]
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    mine = batches[distributed.rank()::world] if world > 1 else batches
     # disable=None: tqdm itself stays quiet when stderr is not a terminal (logs, CI, pipes).
-    with tqdm(total=len(todo), desc=description, unit="item", disable=None if progress and todo else True,
+    with tqdm(total=sum(map(len, mine)), desc=description, unit="item", disable=None if progress and mine else True,
               leave=False) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch_keys = todo[start:start + batch_size]
+        for batch_keys in mine:
             vectors = compute([items[first_of[key]] for key in batch_keys])
             cache.add(batch_keys, vectors)
             bar.update(len(batch_keys))
+    if world > 1:
+        distributed.wait_for_everyone()
+        cache.refresh()
     return np.stack([cache.get(key) for key in keys]) if keys else np.empty((0, 0), np.float32), len(todo)

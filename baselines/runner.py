@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from baselines import distributed
 from baselines.config import apply_overrides, resolve_device
 from baselines.ensemble import METHODS
 from baselines.inference import LoadedMember, Member, load_member, rank
@@ -16,7 +17,7 @@ from baselines.registry import get_baseline
 from baselines.run_record import write_run_record
 from baselines.spec import BaselineSpec
 from baselines.submission_writer import SubmissionInfo, check_submission_id, write_submission
-from baselines.task_features import concatenate, declared_training_data, require_text_to_audio
+from baselines.task_features import TaskFeatures, concatenate, declared_training_data, require_text_to_audio
 from baselines.train.loop import TrainResult, train
 from benchmark.errors import LarbError
 from benchmark.tasks import Task, get_task
@@ -63,8 +64,24 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         train_features, val_features = features, system.task_features(validation)
         training_data += declared_training_data(validation)
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
-    write_run_record(folder, spec, config, tasks, validation)
+    if distributed.is_main_process():  # one writer under a launcher; the others only train
+        write_run_record(folder, spec, config, tasks, validation)
     return train(spec, system, train_features, val_features, training_data, folder, progress, patience)
+
+
+def extract_features(name: str, task_names: Sequence[str | Path], overrides: Sequence[str] = (),
+                     progress: bool = True) -> list[tuple[Task, TaskFeatures]]:
+    """Embed the tasks' audio and captions with the baseline's frozen encoders into the embedding
+    cache, which `train` and `run` then read. Under a launcher the batches are dealt across the
+    processes (`embedding_cache.cached_extract`)."""
+    spec = get_baseline(name)
+    config = apply_overrides(spec.defaults, overrides)
+    system = spec.build(config, resolve_device(config), progress and distributed.is_main_process())
+    if system.end_to_end:
+        raise LarbError(f"{spec.name} fine-tunes its encoders (end_to_end), so there are no frozen embeddings "
+                        "to cache.", fix="train it directly: larb baseline train " + spec.name)
+    tasks = [get_task(str(t)) for t in task_names]
+    return [(task, system.task_features(task)) for task in tasks]
 
 
 def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], output: Path,

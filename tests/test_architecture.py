@@ -14,9 +14,9 @@ PACKAGES = ("benchmark", "datasets_builders", "baselines")
 
 # baselines, from the bottom up: a module may import its own layer and the ones below it.
 BASELINE_LAYERS = (
-    ("baselines.config", "baselines.assets", "baselines.checkpoint", "baselines.embedding_cache",
-     "baselines.task_features", "baselines.retrieval", "baselines.losses", "baselines.audio",
-     "baselines.submission_writer", "baselines.ensemble"),
+    ("baselines.config", "baselines.distributed", "baselines.assets", "baselines.checkpoint",
+     "baselines.embedding_cache", "baselines.task_features", "baselines.retrieval", "baselines.losses",
+     "baselines.audio", "baselines.submission_writer", "baselines.ensemble"),
     ("baselines.encoders", "baselines.spec", "baselines.model_protocol"),
     ("baselines.registry",),
     ("baselines.inference",),

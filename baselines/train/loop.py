@@ -27,6 +27,7 @@ from baselines.inference import retrieval_map
 from baselines.spec import BaselineSpec, System
 from baselines.task_features import TaskFeatures
 from baselines.train.batches import batches, epoch_order, loader, mean_loss
+from baselines.train.global_batch import global_batch
 from baselines.train.schedules import make_optimizer, make_scheduler
 from baselines.train.state import make_accelerator, restore, resume_state
 from benchmark.atomic import atomic_write_text
@@ -84,6 +85,12 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     head = system.head
     pairs = train_features.pairs()
     batch_size, world, rank = config["batch_size"], accelerator.num_processes, accelerator.process_index
+    if batch_size < world:
+        raise LarbError(f"batch_size={batch_size} is the global batch; it cannot be split over {world} processes.",
+                        fix=f"use --set batch_size={world} or more (each process takes batch_size / {world}).")
+    if progress:
+        accelerator.print(f"training on {world} process{'es' if world > 1 else ''} ({accelerator.device.type}), "
+                          f"mixed precision {accelerator.mixed_precision}, global batch {batch_size}")
     per_epoch = len(epoch_order(pairs, config["epoch_unit"], torch.Generator().manual_seed(0)))
     steps_per_epoch = len(batches(pairs, torch.arange(per_epoch), batch_size, config["drop_last"]))
     optimizer = make_optimizer(config, system.parameter_groups(head))
@@ -103,19 +110,22 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         order = epoch_order(pairs, config["epoch_unit"], generator)
-        mine = [(q[rank::world], a[rank::world])
-                for q, a in batches(pairs, order, batch_size, config["drop_last"])]
+        global_batches = batches(pairs, order, batch_size, config["drop_last"])
+        mine = [(q[rank::world], a[rank::world]) for q, a in global_batches]
         head.train()
         losses = []
-        for batch in tqdm(loader(system, train_features, mine, True, seed, workers), desc=f"epoch {epoch + 1}",
-                          unit="batch", leave=False,
-                          disable=None if progress and accelerator.is_main_process else True):
+        for step, batch in enumerate(tqdm(loader(system, train_features, mine, True, seed, workers),
+                                          desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                                          disable=None if progress and accelerator.is_main_process else True)):
             extra = {"fractions": batch["fractions"].to(device)} if "fractions" in batch else {}
             with accelerator.autocast():
                 audio_emb, text_emb = head(batch["audio"].to(device), batch["text"].to(device), **extra)
-                loss = system.batch_loss(audio_emb.float(), text_emb.float(), batch["clips"], batch["queries"],
-                                         generator)
-            accelerator.backward(loss)
+            audio_emb, text_emb, clips, queries = audio_emb.float(), text_emb.float(), batch["clips"], batch["queries"]
+            if world > 1:  # every process scores the whole global batch (train.global_batch)
+                audio_emb, text_emb, clips, queries = global_batch(
+                    [audio_emb, text_emb, clips, queries], len(global_batches[step][0]), world, rank)
+            loss = system.batch_loss(audio_emb, text_emb, clips, queries, generator)
+            accelerator.backward(loss * world)
             if config["grad_clip"] > 0:
                 accelerator.clip_grad_norm_(head.parameters(), config["grad_clip"])
             optimizer.step()

@@ -3,6 +3,7 @@ from its `last.pt` (refused when the settings or the training data changed)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,16 @@ from benchmark.errors import LarbError
 
 
 def make_accelerator(config: Mapping[str, Any]):
-    """Accelerate on the configured device; fp16 autocast on a GPU unless `mixed_precision` says otherwise."""
+    """Accelerate on the configured device. `mixed_precision=auto` takes the launcher's setting
+    (`accelerate launch --mixed_precision bf16`) and otherwise fp16 autocast on a GPU, none on a CPU."""
     from accelerate import Accelerator
 
     device = resolve_device(config)
     if device == "cuda" and not torch.cuda.is_available():
         raise LarbError("device=cuda but no CUDA device is visible.", fix="use --set device=cpu (or auto).")
     precision = config["mixed_precision"]
-    if precision == "auto":
-        precision = "fp16" if device == "cuda" else "no"
+    if precision == "auto":  # the launcher's --mixed_precision when there is one, else fp16 on a GPU
+        precision = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("fp16" if device == "cuda" else "no")
     if precision not in ("no", "fp16", "bf16"):
         raise LarbError(f"mixed_precision={precision!r} is not one of auto, no, fp16, bf16.",
                         fix="use --set mixed_precision=auto.")
