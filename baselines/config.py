@@ -31,7 +31,7 @@ Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["plateau", "step", "warmup-cosine"]
 EpochUnit = Literal["pairs", "clips"]
 ThresholdMode = Literal["abs", "rel"]
-Retrieval = Literal["chunked", "faiss"]
+Retrieval = Literal["chunked", "faiss", "faiss-hnsw", "faiss-ivf"]
 
 
 def _key(field_name: str) -> str:

@@ -25,6 +25,7 @@ from datasets_builders.audio import check_sample_rate
 from datasets_builders.base import LarbBuilder
 
 log = logging.getLogger("larb.data")
+PUSH_SHARD_SIZE = "500MB"
 
 
 def resolve_splits(cls: type[LarbBuilder], splits: Iterable[str] | None) -> tuple[str, ...]:
@@ -84,8 +85,8 @@ def build(name: str, *, splits: Iterable[str] | None = None, sample_rate: int | 
         save_atomically(result, target, overwrite=overwrite)
         shutil.rmtree(builder.cache_dir, ignore_errors=True)
         result = datasets.load_from_disk(str(target))
-    if push_to_hub:
-        result.push_to_hub(push_to_hub)
+    if push_to_hub:  # datasets uploads each split as Parquet shards of at most PUSH_SHARD_SIZE
+        result.push_to_hub(push_to_hub, max_shard_size=PUSH_SHARD_SIZE)
     return result
 
 

@@ -9,6 +9,11 @@ is sampled from the whole process tree (sum of RSS, every 50 ms) with psutil.
 
     python scripts/bench_build.py                       # 2000 clips of 5 s, to 32 kHz, 1 and 2 procs
     python scripts/bench_build.py --clips 3000 --seconds 2 --sample-rate original --procs 1 2
+    python scripts/bench_build.py --sizes 2000 20000 --seconds 0.5   # peak memory against the clip count
+
+With `--sizes`, one build per size (one process) and the ratio of the peak memories: the
+builder writes Arrow shards as it goes (rows are never all in memory), so the peak should
+not grow with the number of clips (goal: within 1.3x from 2,000 to 20,000 clips).
 """
 
 from __future__ import annotations
@@ -118,12 +123,34 @@ def stages(folder: Path, rate: int | None, count: int = 100) -> str:
             f"{1000 * t_resample / n:.1f} ms, FLAC encode {1000 * t_encode / n:.1f} ms")
 
 
+def compare_sizes(sizes: list[int], seconds: float, rate: int | None) -> int:
+    """Peak memory of a one-process build at each size, and the ratio of the largest to the smallest."""
+    rows = []
+    for clips in sizes:
+        with tempfile.TemporaryDirectory(prefix="larb-bench-") as tmp:
+            scratch = Path(tmp)
+            generate(scratch / "data", clips, seconds)
+            r = measure(scratch / "data", scratch, 1, rate)
+            assert r["rows"] == clips, r
+            rows.append((clips, r))
+            print(f"{clips:>7} clips of {seconds:g} s: {r['seconds']:7.1f} s, peak RSS {r['peak_rss_mib']:6.0f} MiB, "
+                  f"peak anon {r['peak_anon_mib']:6.0f} MiB, output {r['output_mib']:6.0f} MiB")
+    (small, a), (large, b) = rows[0], rows[-1]
+    ratio = b["peak_anon_mib"] / a["peak_anon_mib"]
+    verdict = "met" if ratio <= 1.3 else "NOT met"
+    print(f"peak anon memory {large:,} / {small:,} clips: {ratio:.2f}x "
+          f"(RSS {b['peak_rss_mib'] / a['peak_rss_mib']:.2f}x; goal within 1.3x: {verdict})")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each clip")
     parser.add_argument("--sample-rate", default="32000", help="target rate, or 'original'")
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sizes", type=int, nargs="+", help="build each number of clips once (1 process) and "
+                                                             "compare peak memory")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -131,6 +158,8 @@ def main() -> int:
         worker(Path(data), Path(output), int(procs), int(rate) or None)
         return 0
     rate = None if args.sample_rate == "original" else int(args.sample_rate)
+    if args.sizes:
+        return compare_sizes(args.sizes, args.seconds, rate)
     with tempfile.TemporaryDirectory(prefix="larb-bench-") as tmp:
         scratch = Path(tmp)
         start = time.perf_counter()

@@ -194,6 +194,33 @@ def test_data_dir_with_extracted_files_and_a_user_error(env, tmp_path):
     assert result["evaluation"][2]["audio"]["bytes"] == wav_bytes(seed=2)
 
 
+def test_push_to_hub_uploads_the_saved_build_as_parquet_shards(env, tmp_path, monkeypatch):
+    """Everything up to the upload (no Hub here): what is pushed is the build that was saved, in
+    bounded shards, and its Parquet form reads back to the same rows and audio bytes."""
+    import datasets
+
+    data = tmp_path / "downloads"
+    (data / "csv").mkdir(parents=True)
+    (data / "csv" / "clotho_captions_evaluation.csv").write_bytes(clotho_captions_csv(NAMES))
+    (data / "csv" / "clotho_metadata_evaluation.csv").write_bytes(clotho_metadata_csv(NAMES))
+    for i, name in enumerate(NAMES):
+        write_wav(data / "clotho_audio_files" / "evaluation" / name, seed=i)
+    pushed = {}
+
+    def fake_push(self, repo_id, **kwargs):
+        pushed.update(repo=repo_id, kwargs=kwargs, splits={k: v for k, v in self.items()})
+
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", fake_push)
+    result = build("clotho", splits=["evaluation"], data_dir=data, output=tmp_path / "out",
+                   push_to_hub="larb/clotho-test")
+    assert pushed["repo"] == "larb/clotho-test" and pushed["kwargs"]["max_shard_size"] == "500MB"
+    split = pushed["splits"]["evaluation"]
+    assert split.to_dict() == result["evaluation"].to_dict()  # the saved build, not an earlier state
+    split.to_parquet(tmp_path / "evaluation.parquet")
+    back = datasets.Dataset.from_parquet(str(tmp_path / "evaluation.parquet"))
+    assert back["file_name"] == NAMES and back[2]["audio"]["bytes"] == wav_bytes(seed=2)
+
+
 def test_bad_requests_are_user_errors(env, tmp_path):
     with pytest.raises(LarbError, match="has no split 'train'"):
         build("clotho", splits=["train"], output=tmp_path / "o")

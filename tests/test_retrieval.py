@@ -52,6 +52,24 @@ def test_faiss_path_returns_the_same_ranking():
     np.testing.assert_array_equal(search(q, c, 10, "faiss")[1], chunked)
 
 
+@pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
+def test_approximate_backends_find_most_of_the_exact_top_10(backend):
+    """Clustered unit vectors, as embeddings are; recall@10 = share of the exact top 10 found."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((50, 64)).astype(np.float32)
+    c = centres[rng.integers(0, 50, 20_000)] + 0.5 * rng.standard_normal((20_000, 64)).astype(np.float32)
+    q = c[rng.integers(0, 20_000, 500)] + 0.3 * rng.standard_normal((500, 64)).astype(np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = top_k(q, c, 10)[1]
+    scores, approx = search(q, c, 10, backend)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.9, recall
+    assert approx.shape == (500, 10) and approx.dtype == np.int64 and (approx >= 0).all()
+    np.testing.assert_allclose(np.take_along_axis(q @ c.T, approx, axis=1), scores, rtol=1e-4, atol=1e-4)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="chunked"):
         search(np.ones((1, 2)), np.ones((3, 2)), 1, "annoy")
