@@ -194,6 +194,9 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.atomic import atomic_write_text
     from benchmark.board import build_board
 
+    if args.site:  # the site's libraries first: a missing extra fails before anything is written
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
     board = build_board(args.submissions)
     text = leaderboard.render(board)
     output = Path(args.output)
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(os_error(exc, doing=f"larb {args.command}")))
     except ModuleNotFoundError as exc:  # a plug-in command run with only the core install
         print(f"larb: error: this command needs {exc.name}, which is not installed. "
-              "Fix: pip install 'larb[all]' (or the [data] / [baselines] extra).", file=sys.stderr)
+              "Fix: pip install 'larb[all]' (or the [data] / [baselines] / [site] extra).", file=sys.stderr)
         return USER_ERROR_EXIT_CODE
     except KeyboardInterrupt:
         print("larb: interrupted", file=sys.stderr)
