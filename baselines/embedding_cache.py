@@ -133,7 +133,10 @@ def set_aside(shard: Path) -> None:
     log.warning("%s is truncated, corrupt or inconsistent with its cache; set aside as %s, its vectors are "
                 "computed again", shard, bad.name)
     with os_faults(shard, doing="setting a bad cache shard aside"):
-        os.replace(shard, bad)
+        try:
+            os.replace(shard, bad)
+        except FileNotFoundError:  # another process of the same launch set it aside first
+            pass
 
 
 def cached_extract(cache: EmbeddingCache, items: Sequence[Item], keys: Sequence[str],
@@ -170,4 +173,10 @@ def cached_extract(cache: EmbeddingCache, items: Sequence[Item], keys: Sequence[
     if world > 1:
         distributed.wait_for_everyone()
         cache.refresh()
+        missing = sum(key not in cache for key in first_of)
+        if missing:
+            raise LarbError(f"{missing} vectors computed by other processes are not in this process's cache "
+                            "folder.", path=cache.folder,
+                            fix="on several machines, point LARB_CACHE_DIR at a folder all of them share "
+                                "(and the run's --output too).")
     return np.stack([cache.get(key) for key in keys]) if keys else np.empty((0, 0), np.float32), len(todo)

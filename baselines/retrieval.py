@@ -33,17 +33,18 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     beats the row's current k-th best can hold new entries, and the k chunks with the largest
     maxima hold all of a row's top k. So only those few chunks of the few rows that can change
     are gathered and sorted (a small share once some tiles are merged). A score equal to the
-    current k-th best does not displace it: the earlier file wins a tie.
+    current k-th best does not displace it; ties within a tile are broken as torch.topk breaks them.
     """
     n_rows, width = tile.shape
     threshold = best_s[:, -1]
     if width % CHUNK:  # the corpus's last, narrower tile: the plain way
-        rows = (tile.amax(dim=1) > threshold).nonzero().squeeze(1)
+        rows = (tile.amax(dim=1).nan_to_num(nan=torch.inf) > threshold).nonzero().squeeze(1)
         if len(rows) == 0:
             return
         values, cols = tile[rows].topk(min(k, width), dim=1)
     else:
-        maxima = tile.view(n_rows, width // CHUNK, CHUNK).amax(dim=2)
+        # a NaN maximum would hide its chunk's other scores: look at such chunks too
+        maxima = tile.view(n_rows, width // CHUNK, CHUNK).amax(dim=2).nan_to_num(nan=torch.inf)
         counts = (maxima > threshold[:, None]).sum(dim=1)
         rows = counts.nonzero().squeeze(1)
         if len(rows) == 0:
@@ -134,7 +135,17 @@ def faiss_hnsw_top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | to
     index.add(c)
     index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
     scores, indices = index.search(q, min(k, c.shape[0]))
-    return scores, indices.astype(np.int64)
+    return _fill_short_rows(q, c, scores, indices.astype(np.int64))
+
+
+def _fill_short_rows(q: np.ndarray, c: np.ndarray, scores: np.ndarray, indices: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where an approximate index found fewer than k results (FAISS pads them with -1) are
+    searched exactly instead: a -1 would otherwise name the corpus's last file."""
+    short = (indices < 0).any(axis=1)
+    if short.any():
+        scores[short], indices[short] = top_k(q[short], c, indices.shape[1])
+    return scores, indices
 
 
 def faiss_ivf_top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
@@ -154,7 +165,7 @@ def faiss_ivf_top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | tor
     index.add(c)
     index.nprobe = min(IVF_PROBES, cells)
     scores, indices = index.search(q, min(k, c.shape[0]))
-    return scores, indices.astype(np.int64)
+    return _fill_short_rows(q, c, scores, indices.astype(np.int64))
 
 
 BACKENDS = {"chunked": top_k, "faiss": faiss_top_k, "faiss-hnsw": faiss_hnsw_top_k, "faiss-ivf": faiss_ivf_top_k}

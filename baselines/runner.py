@@ -147,7 +147,10 @@ def run_models(members: Sequence[Member], task_name: str | Path | Task, output: 
     log = members[0].checkpoint.parent / "log.jsonl" if len(members) == 1 and members[0].checkpoint else None
     if log is not None and log.is_file():
         info = dataclasses.replace(info, training_log=log)  # the site plots the run's curves
-    return write_submission(output, task, indices, info, method)
+    if distributed.is_main_process():  # under a launcher every process ranks; one writes
+        write_submission(output, task, indices, info, method)
+    distributed.wait_for_everyone()
+    return output
 
 
 def members_from_arguments(arguments: Sequence[str]) -> list[Member]:

@@ -194,6 +194,11 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.atomic import atomic_write_text
     from benchmark.board import build_board
 
+    if args.audio_root and not args.site:
+        raise LarbError("--audio-root is for the site.", fix="add --site DIR, or drop --audio-root.")
+    if args.check and args.site:
+        raise LarbError("--check compares leaderboard.md only and writes nothing.",
+                        fix="run 'larb leaderboard --check' and 'larb leaderboard --site DIR' separately.")
     if args.site:  # the site's libraries first: a missing extra fails before anything is written
         import jinja2  # noqa: F401
         import matplotlib  # noqa: F401
@@ -202,18 +207,21 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.check:
         return _check_leaderboard(output, text, board)
+    roots: dict[str, Path] = {}
+    if args.site:  # a bad --audio-root or site folder is refused before leaderboard.md is written
+        from benchmark import output_folders
+        from benchmark.site import parse_audio_roots, write_site
+
+        roots = parse_audio_roots(args.audio_root, {t.id for t in board.tasks})
+        output_folders.check_target(Path(args.site).resolve(), overwrite=True,
+                                    reads=(Path(args.submissions), *roots.values()), option="--site")
     atomic_write_text(output, text)
     print(f"wrote {output}")
     for entry in board.unscored:
         print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
     if args.site:
-        from benchmark.site import parse_audio_roots, write_site
-
-        roots = parse_audio_roots(args.audio_root, {t.id for t in board.tasks})
         site = write_site(board, Path(args.site), roots, reads=(Path(args.submissions), *roots.values()))
         print(f"wrote the site to {site}; open {site / 'index.html'}")
-    elif args.audio_root:
-        raise LarbError("--audio-root is for the site.", fix="add --site DIR, or drop --audio-root.")
     return 0
 
 
@@ -234,14 +242,20 @@ def _check_leaderboard(output: Path, text: str, board) -> int:
 
 
 def _cmd_submission_check(args: argparse.Namespace) -> int:
-    from benchmark.submission_check import check_submission
+    from benchmark.submission_check import check_submission, current_board
     from benchmark.tasks import TASKS
 
-    failed = 0
     for folder in args.folders:
         if not Path(folder).is_dir():
             raise LarbError("not a submission folder.", path=folder, fix="give submissions/<id>.")
-        report = check_submission(folder, args.board)
+    try:
+        board = current_board(args.board)  # scored once for every folder checked
+    except LarbError as exc:
+        raise LarbError(f"the board in {args.board} cannot be built to place the rows: {exc}",
+                        fix="fix that submission first, or pass --board with another folder.") from None
+    failed = 0
+    for folder in args.folders:
+        report = check_submission(folder, board)
         print(f"submission {report.submission_id} ({folder})")
         for finding in report.findings:
             print(f"  {'ok  ' if finding.ok else 'FAIL'}  {finding.check}: {finding.detail}")

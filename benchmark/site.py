@@ -71,7 +71,8 @@ def _pairs(rows: list[Row]) -> list[tuple[Row, Row]]:
 
 
 def _pair_file(a: Row, b: Row) -> str:
-    return f"{a.submission.id}--{b.submission.id}.html"
+    """`A+B.html`: '+' is outside the id alphabet, so two pairs never share a name."""
+    return f"{a.submission.id}+{b.submission.id}.html"
 
 
 class SiteBuilder:

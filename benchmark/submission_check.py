@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from benchmark.board import Row, build_board, score_task
+from benchmark.board import Board, Row, build_board, score_task
 from benchmark.errors import LarbError
 from benchmark.submission_folders import Submission, load_submission, training_history
 from benchmark.tasks import TASKS
@@ -113,9 +113,15 @@ def _place(row: Row, board_rows: list[Row], main: str) -> tuple[int, int]:
     return better + 1, len(others) + 1
 
 
-def check_submission(folder: str | Path, board_root: str | Path | None = None,
+def current_board(board_root: str | Path | None) -> Board | None:
+    """The board the rows are placed on (None when there is none to place them on)."""
+    return build_board(board_root) if board_root is not None and Path(board_root).is_dir() else None
+
+
+def check_submission(folder: str | Path, board_root: str | Path | Board | None = None,
                      today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date()) -> Report:
-    """Every check on one submission folder; `board_root` (the board's submissions folder) places its rows."""
+    """Every check on one submission folder; `board_root` (the board's submissions folder, or the
+    board already scored) places its rows."""
     folder = Path(folder)
     try:
         submission = load_submission(folder)
@@ -127,7 +133,7 @@ def check_submission(folder: str | Path, board_root: str | Path | None = None,
     log = _training_log(submission)
     if log is not None:
         findings.append(log)
-    board = build_board(board_root) if board_root is not None and Path(board_root).is_dir() else None
+    board = board_root if isinstance(board_root, Board) else current_board(board_root)
     rows = []
     for task_id in metadata["rankings"]:
         if task_id not in TASKS:

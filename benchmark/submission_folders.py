@@ -91,9 +91,9 @@ def training_history(submission: Submission) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
             if not isinstance(record, dict) or any(not isinstance(record.get(k), (int, float))
-                                                   for k in TRAINING_LOG_KEYS):
+                                                   or isinstance(record.get(k), bool) for k in TRAINING_LOG_KEYS):
                 raise ValueError
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):  # RecursionError: a line nested thousands deep
             raise LarbError(f"not an epoch record with {', '.join(TRAINING_LOG_KEYS)}.", path=path, line=line_no,
                             fix="write the run's log.jsonl as 'larb baseline train' does, or drop training_log.") \
                 from None

@@ -95,7 +95,7 @@ def main() -> None:
         from benchmark.site import slug
 
         pages = ["index.html", f"queries/{slug(task.id)}/{first}.html",
-                 f"compare/{slug(task.id)}/{first}--{second}.html"]
+                 f"compare/{slug(task.id)}/{first}+{second}.html"]
         for name, ms in load_times(site, pages).items():
             size = (site / name).stat().st_size / 1024
             print(f"load {name}: {size:.0f} KiB, {ms:.0f} ms (headless Chromium, file://)")

@@ -70,6 +70,16 @@ def test_approximate_backends_find_most_of_the_exact_top_10(backend):
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
 
 
+def test_a_nan_score_does_not_hide_the_other_files_of_its_chunk():
+    rng = np.random.default_rng(1)
+    c = rng.uniform(-1, 0, (9000, 4)).astype(np.float32)
+    c[1] = np.nan
+    best = [5, 70, 4100, 8000]
+    c[best] = 2.0
+    _, indices = top_k(np.ones((1, 4), np.float32), c, 4)
+    assert sorted(indices[0].tolist()) == best
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="chunked"):
         search(np.ones((1, 2)), np.ones((3, 2)), 1, "annoy")

@@ -55,9 +55,9 @@ def test_rebuilds_are_byte_identical_and_every_page_exists(board_root, site, tmp
     pages = set(first)
     assert {"index.html", "assets/site.js", "assets/site.css", "plots/demo.svg", "submissions/perfect.html",
             "queries/demo/random-zero.html", "compare/demo/index.html", "plots/training-random-trained.svg",
-            "compare/demo/perfect--random-trained.html"} <= pages
+            "compare/demo/perfect+random-trained.html"} <= pages
     # 4 scored systems: 6 pairs, each written once, the better-placed first
-    assert len([p for p in pages if p.startswith("compare/demo/") and "--" in p]) == 6
+    assert len([p for p in pages if p.startswith("compare/demo/") and "+" in p]) == 6
     rewritten = write_site(build_board(board_root), site)  # a rebuild in place replaces the old site
     assert _files(rewritten) == first
 
@@ -108,7 +108,7 @@ def test_comparison_counts_and_p_value_come_from_the_per_query_scores(board_root
     board = build_board(board_root)
     rows = {r.submission.id: r for r in board.tasks[-1].rows}
     a, b = rows["perfect"].scores.per_query["mAP@10"], rows["random-trained"].scores.per_query["mAP@10"]
-    page = (site / "compare/demo/perfect--random-trained.html").read_text("utf-8")
+    page = (site / "compare/demo/perfect+random-trained.html").read_text("utf-8")
     assert f'id="won">{int((a > b).sum())}<' in page and f'id="lost">{int((a < b).sum())}<' in page
     assert f"p = {stats.paired_randomization_test(a, b):.4f}" in page
 
@@ -147,12 +147,24 @@ def test_a_failed_build_keeps_the_old_site_and_a_foreign_folder_is_never_replace
     assert code == 2 and "only a folder that LARB wrote" in err and (foreign / "notes.txt").read_text() == "mine"
 
 
-def test_a_bad_training_log_is_one_error_naming_the_line(board_root, run_cli, tmp_path):
+@pytest.mark.parametrize("second_line", ['{"epoch": 2}', json.dumps({**HISTORY[1], "val_mAP@10": True}),
+                                         "[" * 100_000 + "]" * 100_000])
+def test_a_bad_training_log_is_one_error_naming_the_line(board_root, run_cli, tmp_path, second_line):
     log = board_root / "random-trained" / "log.jsonl"
-    log.write_text(json.dumps(HISTORY[0]) + "\n{\"epoch\": 2}\n", "utf-8")
+    log.write_text(json.dumps(HISTORY[0]) + "\n" + second_line + "\n", "utf-8")
     code, _, err = run_cli("leaderboard", "--submissions", board_root, "--output", tmp_path / "b.md",
                            "--site", tmp_path / "s")
     assert code == 2 and "log.jsonl, line 2" in err and "Traceback" not in err
+
+
+def test_site_options_are_checked_before_anything_is_written(board_root, run_cli, tmp_path):
+    board = tmp_path / "b.md"
+    for args, message in ((["--audio-root", tmp_path], "--audio-root is for the site"),
+                          (["--site", tmp_path / "s", "--check"], "--check compares leaderboard.md only"),
+                          (["--site", tmp_path / "s", "--audio-root", tmp_path / "none"],
+                           "--audio-root is not a folder")):
+        code, _, err = run_cli("leaderboard", "--submissions", board_root, "--output", board, *args)
+        assert code == 2 and message in err and not board.exists()
 
 
 # -- in a real browser -------------------------------------------------------------------------------

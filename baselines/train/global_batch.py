@@ -27,7 +27,8 @@ def _gather(local: torch.Tensor, size: int, world: int, rank: int) -> list[torch
 
 def global_batch(tensors: list[torch.Tensor], batch_size: int, world: int, rank: int) -> list[torch.Tensor]:
     """The global batch of `batch_size` rows from each process's `[rank::world]` slice, in the
-    order a single process would hold it."""
+    order a single process would hold it. The tensors must be on the process's device (NCCL
+    gathers device tensors only); the batch's indices need no gathering, every process has them."""
     counts = [len(range(r, batch_size, world)) for r in range(world)]
     size = max(counts)
     # row i of the concatenated slices is global row order[i]; argsort puts them back

@@ -122,8 +122,8 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
                 audio_emb, text_emb = head(batch["audio"].to(device), batch["text"].to(device), **extra)
             audio_emb, text_emb, clips, queries = audio_emb.float(), text_emb.float(), batch["clips"], batch["queries"]
             if world > 1:  # every process scores the whole global batch (train.global_batch)
-                audio_emb, text_emb, clips, queries = global_batch(
-                    [audio_emb, text_emb, clips, queries], len(global_batches[step][0]), world, rank)
+                queries, clips = global_batches[step]  # every process holds the global batch's indices
+                audio_emb, text_emb = global_batch([audio_emb, text_emb], len(queries), world, rank)
             loss = system.batch_loss(audio_emb, text_emb, clips, queries, generator)
             accelerator.backward(loss * world)
             if config["grad_clip"] > 0:
