@@ -155,8 +155,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-task", required=True, action="append",
                    help="task id or folder to train on; repeat it to train on several joined "
                         "(the CLAP paper's Clotho + AudioCaps + WavText5K)")
-    p.add_argument("--val-task", help="task id or folder for validation (default: hold out val_fraction "
-                                      "of the training files)")
+    p.add_argument("--val-task", help="task id or folder for validation; default: clotho-v2.1/validation when "
+                                      "training on clotho-v2.1/development (the papers' protocol), otherwise "
+                                      "'holdout' (val_fraction of the training files)")
     p.add_argument("--output", help="run folder (default runs/NAME-TRAIN_TASK)")
     p.add_argument("--patience", type=_positive_int, metavar="N",
                    help="stop once N epochs in a row have not improved validation mAP@10")

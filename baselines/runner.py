@@ -29,6 +29,23 @@ def default_run_folder(name: str, train_tasks: Sequence[Task]) -> Path:
     return Path("runs") / f"{name}-{safe}"
 
 
+HOLDOUT = "holdout"
+# Training split -> the split the papers select on (Pellegrini 2022, Park 2023, Primus 2024: train on
+# Clotho development, select on Clotho validation).
+PAPER_VALIDATION = {"clotho-v2.1/development": "clotho-v2.1/validation"}
+
+
+def default_validation(train_task_ids: Sequence[str]) -> str | None:
+    """The validation task of the papers' protocol for these training tasks, or None (hold out).
+
+    A run that trains on the validation split itself (the CLAP recipe: development + validation)
+    has none, and holds out a share of its training files."""
+    wanted = {PAPER_VALIDATION[t] for t in train_task_ids if t in PAPER_VALIDATION}
+    if len(wanted) == 1 and not wanted & set(train_task_ids):
+        return wanted.pop()
+    return None
+
+
 def _training_tasks(train_tasks: str | Path | Sequence[str | Path]) -> list[Task]:
     sources = [train_tasks] if isinstance(train_tasks, (str, Path)) else list(train_tasks)
     tasks = [get_task(str(source)) for source in sources]
@@ -45,7 +62,8 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
                    val_task: str | Path | None, output: Path | None, overrides: Sequence[str] = (),
                    progress: bool = True, patience: int | None = None) -> TrainResult:
     """Train on one task or on several joined (e.g. Clotho + AudioCaps + WavText5K), select on
-    `val_task` (or on a held-out share of the training files).
+    `val_task`: by default the papers' validation split (`default_validation`), else (or with
+    `val_task="holdout"`) a held-out share of the training files.
 
     One loop (`train.loop.train`) for heads on cached features and for systems that fine-tune
     their encoders."""
@@ -56,6 +74,13 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     features = concatenate([(task.id, system.task_features(task)) for task in tasks])
     training_data = [entry for task in tasks for entry in declared_training_data(task)]
     validation = None
+    if val_task is None:
+        val_task = default_validation([task.id for task in tasks])
+        if val_task is not None and progress:
+            print(f"selecting on {val_task}, as the papers do (--val-task {HOLDOUT} holds out "
+                  f"{config['val_fraction']:.0%} of the training files instead)")
+    elif str(val_task) == HOLDOUT:
+        val_task = None
     if val_task is None:
         train_features, val_features = features.holdout(config["val_fraction"], config["seed"])
     else:

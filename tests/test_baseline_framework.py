@@ -259,6 +259,16 @@ def test_the_zero_shot_configuration_has_nothing_to_train(tmp_path):
         _train(tmp_path, ["lambda=0"])
 
 
+def test_the_papers_validation_split_is_the_default_when_training_on_clotho_development():
+    from baselines.runner import default_validation
+
+    assert default_validation(["clotho-v2.1/development"]) == "clotho-v2.1/validation"
+    assert default_validation(["clotho-v2.1/development", "audiocaps-v1/train"]) == "clotho-v2.1/validation"
+    # the CLAP recipe trains on development + validation: nothing left to select on, so hold out
+    assert default_validation(["clotho-v2.1/development", "clotho-v2.1/validation"]) is None
+    assert default_validation(["demo-train"]) is None
+
+
 def test_holdout_splits_by_audio_file():
     features = _learnable(30, 0, "h")
     train, val = features.holdout(0.2, seed=3)
