@@ -143,6 +143,16 @@ def test_paper_settings_front_end_and_temperature():
         head.logit_scale.fill_(9.0)
     synthetic.system.after_step(head)
     assert head.logit_scale.item() == pytest.approx(math.log(1 / 0.007))  # clamped, never sharper than at start
+    # a higher cap, as a setting, lets the scale rise past its start
+    raised = SPEC.synthetic_system(apply_overrides(DEFAULTS, [*TINY_CHECK, "max_logit_scale=1000"])).system
+    with torch.no_grad():
+        raised.head.logit_scale.fill_(6.0)
+    raised.after_step(raised.head)
+    assert raised.head.logit_scale.item() == pytest.approx(6.0)
+    with torch.no_grad():
+        raised.head.logit_scale.fill_(9.0)
+    raised.after_step(raised.head)
+    assert raised.head.logit_scale.item() == pytest.approx(math.log(1000))
 
 
 def test_contract_check_passes():

@@ -15,8 +15,11 @@ Training", arXiv 2209.14275). No official code or weights exist; this is a re-im
 - text: RoBERTa (roberta-base), first-token embedding (msclap's), max 77 tokens -> projection to 1024;
 - projections: linear (`--set projection=msclap` for msclap's Linear-GELU-Linear-LayerNorm block);
 - loss: symmetric cross-entropy with a learned temperature (`baselines.losses.clap_cross_entropy`),
-  initialised at tau = 0.007 as the paper says (msclap's code uses 0.07: `--set temperature_init=0.07`),
-  the logit scale clamped to at most log(1 / 0.007) after each step;
+  initialised at tau = 0.007 as the paper says (msclap's code uses 0.07: `--set temperature_init=0.07`).
+  Reading: "tau initialised to 0.007" is a logit scale of 1/0.007 = 142.9. After each step the scale
+  is clamped to at most max(`max_logit_scale`, its initial value); `max_logit_scale` is CLIP's cap
+  of 100 by default, so with the paper's initialisation the scale can fall but never rise above
+  142.9 (`--set max_logit_scale=1000` lets it rise);
 - Adam 1e-4, x0.1 every 20 epochs, 45 epochs, batch 128, an epoch = every audio file once with one
   of its captions drawn at random (as CLAP trainers do); trained on Clotho + AudioCaps + WavText5K
   (captions "{title}. {description}") in the paper: pass a task (folder) holding all three.
@@ -118,7 +121,7 @@ class ClapHead(EndToEndHead):
         self.audio_projection = projection(config["projection"], cnn14.dim + htsat.dim, self.dim)
         self.text_projection = projection(config["projection"], text.dim, self.dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config["temperature_init"])))
-        self.max_logit_scale = max(math.log(100.0), math.log(1.0 / config["temperature_init"]))
+        self.max_logit_scale = max(math.log(config["max_logit_scale"]), math.log(1.0 / config["temperature_init"]))
 
     def _htsat_crop(self, waves: torch.Tensor, fractions: torch.Tensor | None) -> torch.Tensor:
         """A random `htsat_seconds` crop of each example's real audio (training)."""
@@ -276,6 +279,7 @@ class ClapSettings(EndToEndSettings):
     projection: Projection = "linear"
     embed_dim: int = 1024
     temperature_init: float = 0.007
+    max_logit_scale: float = 100.0  # the cap is max(this, 1 / temperature_init): see the module docstring
     spec_augment: bool = True
     cnn14_seconds: float = 20.0
     htsat_seconds: float = 10.0
