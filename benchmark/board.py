@@ -68,6 +68,15 @@ class Board:
         return [(board, row) for board in self.tasks for row in board.rows if row.submission.id == submission_id]
 
 
+NOT_REGISTERED = ("not a registered task: the board scores registered tasks only (see 'larb tasks'); score a "
+                  "folder task with 'larb evaluate'.")
+
+
+def board_order(row: Row, main: str) -> tuple[float, str]:
+    """Where a row stands on its task's board: best main metric first, ties by submission id."""
+    return -row.scores.means[main], row.submission.id
+
+
 def _score(task: Task, submission: Submission) -> Row:
     result = evaluate(submission.folder, task)
     return Row(submission, result, hubness(result.ranking.indices, len(task.corpus),
@@ -89,7 +98,7 @@ def score_task(task_id: str, submissions: list[Submission]) -> tuple[list[Row], 
         except LarbError as exc:
             unscored.append(Unscored(sub.id, task_id, str(exc)))
     main = task.spec.main_metric
-    return sorted(rows, key=lambda r: (-r.scores.means[main], r.submission.id)), unscored
+    return sorted(rows, key=lambda r: board_order(r, main)), unscored
 
 
 def build_board(submissions_root: str | Path) -> Board:
@@ -97,9 +106,8 @@ def build_board(submissions_root: str | Path) -> Board:
     submissions = find_submissions(submissions_root)
     reported = load_reported()
     ranked = {t for s in submissions for t in s.metadata["rankings"]}
-    unscored = [Unscored(s.id, t, "not a registered task: the board scores registered tasks only (see 'larb "
-                                  "tasks'); score a folder task with 'larb evaluate'.")
-                for s in submissions for t in s.metadata["rankings"] if t not in TASKS]
+    unscored = [Unscored(s.id, t, NOT_REGISTERED) for s in submissions for t in s.metadata["rankings"]
+                if t not in TASKS]
     tasks = []
     for task_id, spec in TASKS.items():
         if task_id not in ranked and task_id not in reported:

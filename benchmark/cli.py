@@ -213,16 +213,22 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         from benchmark.site import parse_audio_roots, write_site
 
         roots = parse_audio_roots(args.audio_root, {t.id for t in board.tasks})
-        output_folders.check_target(Path(args.site).resolve(), overwrite=True,
-                                    reads=(Path(args.submissions), *roots.values()), option="--site")
+        reads = (Path(args.submissions), *roots.values())
+        output_folders.check_target(Path(args.site).resolve(), overwrite=True, reads=reads, option="--site")
     atomic_write_text(output, text)
     print(f"wrote {output}")
-    for entry in board.unscored:
-        print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
+    _report_unscored(board)
     if args.site:
-        site = write_site(board, Path(args.site), roots, reads=(Path(args.submissions), *roots.values()))
+        site = write_site(board, Path(args.site), roots, reads=reads)
         print(f"wrote the site to {site}; open {site / 'index.html'}")
     return 0
+
+
+def _report_unscored(board) -> bool:
+    """Say on stderr which declared rankings the board could not score; whether there were any."""
+    for entry in board.unscored:
+        print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
+    return bool(board.unscored)
 
 
 def _check_leaderboard(output: Path, text: str, board) -> int:
@@ -232,9 +238,7 @@ def _check_leaderboard(output: Path, text: str, board) -> int:
     if current != text:
         print(f"{output} is stale: run 'larb leaderboard' and commit the result.", file=sys.stderr)
         failed = True
-    for entry in board.unscored:
-        print(f"not scored: {entry.submission_id} on {entry.task_id}: {entry.reason}", file=sys.stderr)
-        failed = True
+    failed = _report_unscored(board) or failed
     if failed:
         return 1
     print(f"{output} is up to date; every declared ranking is scored.")

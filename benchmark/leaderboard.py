@@ -33,16 +33,16 @@ when a few files crowd every query's list), "never in a top 10" = share of the c
 """
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _params(metadata: dict) -> str:
+def params_cell(metadata: dict) -> str:
     p = metadata["parameters"]
     return f"{p['trainable']:,} / {p['total']:,}"
 
 
-def _training(metadata: dict) -> str:
+def training_cell(metadata: dict) -> str:
     data = metadata["training_data"]
     return ", ".join(f"{d['dataset']} {d['split']}" for d in data) if data else "none (zero-shot)"
 
@@ -57,9 +57,9 @@ def task_table(task_id: str, rows: list[Row]) -> str:
         mark = " †" if row.submission.trains_on(spec.evaluation_data) else ""
         table.append([position, f"`{row.submission.id}`{mark}", row.submission.metadata["system"],
                       f"{row.scores.means[main]:.4f} [{low:.4f}, {high:.4f}]",
-                      *(_fmt(row.scores.means[m]) for m in columns[1:]), vs_above(rows, position - 1, main),
+                      *(fmt(row.scores.means[m]) for m in columns[1:]), vs_above(rows, position - 1, main),
                       f"{row.hubness['skewness']:.2f}", f"{row.hubness['never_retrieved']:.0%}",
-                      _params(row.submission.metadata), _training(row.submission.metadata)])
+                      params_cell(row.submission.metadata), training_cell(row.submission.metadata)])
     headers = ["#", "submission", "system", f"{main} [95% CI]", *columns[1:], "vs. row above",
                f"N{HUBNESS_K} skew", f"never in a top {HUBNESS_K}", "params (trainable / total)", "training data"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
@@ -71,19 +71,26 @@ def shown_metrics(task_id: str) -> list[str]:
     return [m for m in spec.metrics if not m.startswith("nDCG") or m == spec.main_metric]
 
 
+def reported_cells(entry: Reported, rows: list[Row], task_id: str) -> tuple[Row | None, str, str]:
+    """(the best run reproducing the reported row or None, what to say when there is none, the
+    run's main metric beside the published one)."""
+    main = TASKS[task_id].main_metric
+    run = reproduced_by(entry, rows)
+    here = ""
+    if run is not None:
+        value, published = run.scores.means[main], entry.metrics.get(main)
+        here = f"{value:.4f}" + (f" ({value - published:+.4f})" if published is not None else "")
+    return run, "not yet" if entry.members else "(not a baseline here)", here
+
+
 def _reported_table(task_id: str, entries: list[Reported], rows: list[Row]) -> str:
     """The published figures, each beside the best run here that reproduces its configuration."""
     main = TASKS[task_id].main_metric
     table = []
     for e in entries:
-        run = reproduced_by(e, rows)
-        here = ""
-        if run is not None:
-            value = run.scores.means[main]
-            published = e.metrics.get(main)
-            here = f"{value:.4f}" + (f" ({value - published:+.4f})" if published is not None else "")
-        table.append([e.system, *(_fmt(e.metrics.get(m)) for m in shown_metrics(task_id)), e.training_data, e.source,
-                      f"`{run.submission.id}`" if run else ("not yet" if e.members else "(not a baseline here)"), here])
+        run, missing, here = reported_cells(e, rows, task_id)
+        table.append([e.system, *(fmt(e.metrics.get(m)) for m in shown_metrics(task_id)), e.training_data, e.source,
+                      f"`{run.submission.id}`" if run else missing, here])
     headers = ["system (reported)", *shown_metrics(task_id), "training data", "source", "reproduced here",
                f"{main} here (vs. reported)"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)

@@ -28,7 +28,7 @@ import numpy as np
 from benchmark import output_folders, stats
 from benchmark.board import Board, Row, TaskBoard
 from benchmark.errors import LarbError
-from benchmark.leaderboard import reproduced_by, shown_metrics, vs_above
+from benchmark.leaderboard import fmt, params_cell, reported_cells, shown_metrics, training_cell, vs_above
 from benchmark.results import HUBNESS_K
 from benchmark.submission_folders import Submission, training_history
 from benchmark.version import __version__
@@ -41,10 +41,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", text)
 
 
-def _f(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
 def _environment() -> Any:
     import jinja2
 
@@ -54,20 +50,6 @@ def _environment() -> Any:
 
 def _training_keys(metadata: Mapping[str, Any]) -> list[str]:
     return [f"{d['dataset']}/{d['split']}" for d in metadata["training_data"]]
-
-
-def _training(metadata: Mapping[str, Any]) -> str:
-    return ", ".join(f"{d['dataset']} {d['split']}" for d in metadata["training_data"]) or "none (zero-shot)"
-
-
-def _params(metadata: Mapping[str, Any]) -> str:
-    p = metadata["parameters"]
-    return f"{p['trainable']:,} / {p['total']:,}"
-
-
-def _pairs(rows: list[Row]) -> list[tuple[Row, Row]]:
-    """Every pair of a task's rows, the better-placed one first."""
-    return list(itertools.combinations(rows, 2))
 
 
 def _pair_file(a: Row, b: Row) -> str:
@@ -134,25 +116,19 @@ class SiteBuilder:
         metadata = row.submission.metadata
         return {"id": row.submission.id, "position": position + 1, "system": metadata["system"],
                 "main": f"{row.scores.means[main]:.4f} [{low:.4f}, {high:.4f}]", "main_value": row.scores.means[main],
-                "others": [_f(row.scores.means[m]) for m in shown_metrics(spec.id) if m != main],
+                "others": [fmt(row.scores.means[m]) for m in shown_metrics(spec.id) if m != main],
                 "vs_above": vs_above(task_board.rows, position, main),
                 "skew": f"{row.hubness['skewness']:.2f}", "never": f"{row.hubness['never_retrieved']:.0%}",
-                "never_value": row.hubness["never_retrieved"], "params": _params(metadata),
-                "trainable": metadata["parameters"]["trainable"], "training": _training(metadata),
+                "never_value": row.hubness["never_retrieved"], "params": params_cell(metadata),
+                "trainable": metadata["parameters"]["trainable"], "training": training_cell(metadata),
                 "training_keys": " ".join(_training_keys(metadata)),
                 "contaminated": row.submission.trains_on(spec.evaluation_data)}
 
     def _reported_row(self, task_board: TaskBoard, entry: Any) -> dict[str, Any]:
-        main = task_board.spec.main_metric
-        run = reproduced_by(entry, task_board.rows)
-        here = ""
-        if run is not None:
-            value, published = run.scores.means[main], entry.metrics.get(main)
-            here = f"{value:.4f}" + (f" ({value - published:+.4f})" if published is not None else "")
-        return {"system": entry.system, "cells": [_f(entry.metrics.get(m)) for m in shown_metrics(task_board.id)],
+        run, missing, here = reported_cells(entry, task_board.rows, task_board.id)
+        return {"system": entry.system, "cells": [fmt(entry.metrics.get(m)) for m in shown_metrics(task_board.id)],
                 "training": entry.training_data, "source": entry.source,
-                "run": run.submission.id if run else None,
-                "status": "not yet" if entry.members else "(not a baseline here)", "here": here}
+                "run": run.submission.id if run else None, "status": missing, "here": here}
 
     # -- submission pages ---------------------------------------------------------------------
 
@@ -162,7 +138,8 @@ class SiteBuilder:
         metadata = submission.metadata
         context: dict[str, Any] = {
             "id": submission.id, "team": metadata["team"], "system": metadata["system"],
-            "description": metadata["description"], "params": _params(metadata), "training": _training(metadata),
+            "description": metadata["description"], "params": params_cell(metadata),
+            "training": training_cell(metadata),
             "ensemble": "yes (" + metadata.get("ensemble_method", "method not given") + ")"
                         if metadata["ensemble"] else "no",
             "date": metadata["date"], "licence": metadata["licence"],
@@ -189,8 +166,8 @@ class SiteBuilder:
                    for i, other in enumerate(rows) if other is not row]
         return {"id": task_board.id, "slug": slug(task_board.id), "position": position + 1, "of": len(rows),
                 "queries": row.evaluation.task.ground_truth.n_queries, "compare": compare,
-                "metrics": [{"name": m, "mean": _f(row.scores.means[m]), "low": _f(row.scores.intervals[m][0]),
-                             "high": _f(row.scores.intervals[m][1])} for m in task_board.spec.metrics]}
+                "metrics": [{"name": m, "mean": fmt(row.scores.means[m]), "low": fmt(row.scores.intervals[m][0]),
+                             "high": fmt(row.scores.intervals[m][1])} for m in task_board.spec.metrics]}
 
     # -- query browser ------------------------------------------------------------------------
 
@@ -225,7 +202,7 @@ class SiteBuilder:
                 "score": f"{per_query[q]:.4f}", "score_value": float(per_query[q])})
         return self.render("queries.html.j2", "../../", title=f"{row.submission.id} on {spec.id}: queries",
                            submission=row.submission.id, task=spec.id, slug=slug(spec.id), main=main,
-                           mean=_f(row.scores.means[main]), depth=depth, queries=queries,
+                           mean=fmt(row.scores.means[main]), depth=depth, queries=queries,
                            per_query=f"{main} of each query (the mean over queries is the task's {main})",
                            per_query_name=f"{main} per query")
 
@@ -236,7 +213,7 @@ class SiteBuilder:
         main = spec.main_metric
         folder = f"compare/{slug(spec.id)}"
         pairs = []
-        for a, b in _pairs(task_board.rows):
+        for a, b in itertools.combinations(task_board.rows, 2):  # the better-placed first
             p = stats.paired_randomization_test(a.scores.per_query[main], b.scores.per_query[main])
             pairs.append({"a": a.submission.id, "b": b.submission.id, "file": _pair_file(a, b), "p": f"{p:.4f}"})
             yield f"{folder}/{_pair_file(a, b)}", self._comparison(task_board, a, b, p)
@@ -258,7 +235,7 @@ class SiteBuilder:
                         "when they are neighbours.")
         return self.render("compare.html.j2", "../../", title=f"{a.submission.id} vs. {b.submission.id} on {spec.id}",
                            a=a.submission.id, b=b.submission.id, task=spec.id, slug=slug(spec.id), main=main,
-                           mean_a=_f(a.scores.means[main]), mean_b=_f(b.scores.means[main]),
+                           mean_a=fmt(a.scores.means[main]), mean_b=fmt(b.scores.means[main]),
                            won=int((difference > 0).sum()), lost=int((difference < 0).sum()),
                            same=int((difference == 0).sum()), difference=f"{difference.mean():+.4f}",
                            p=f"{p:.4f}", permutations=f"{stats.PERMUTATIONS:,}", verdict=verdict,

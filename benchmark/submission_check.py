@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from benchmark.board import Board, Row, build_board, score_task
+from benchmark.board import NOT_REGISTERED, Board, Row, board_order, build_board, score_task
 from benchmark.errors import LarbError
 from benchmark.submission_folders import Submission, load_submission, training_history
 from benchmark.tasks import TASKS
@@ -108,9 +108,7 @@ def _training_log(submission: Submission) -> Finding | None:
 def _place(row: Row, board_rows: list[Row], main: str) -> tuple[int, int]:
     """The position `row` takes among a task's current rows (other submissions of the same id left out)."""
     others = [r for r in board_rows if r.submission.id != row.submission.id]
-    better = sum(1 for r in others if (-r.scores.means[main], r.submission.id) < (-row.scores.means[main],
-                                                                                   row.submission.id))
-    return better + 1, len(others) + 1
+    return 1 + sum(board_order(r, main) < board_order(row, main) for r in others), len(others) + 1
 
 
 def current_board(board_root: str | Path | None) -> Board | None:
@@ -137,8 +135,7 @@ def check_submission(folder: str | Path, board_root: str | Path | Board | None =
     rows = []
     for task_id in metadata["rankings"]:
         if task_id not in TASKS:
-            findings.append(Finding(False, f"ranking {task_id}", "not a registered task: the board scores registered "
-                                                                 "tasks only (see 'larb tasks')"))
+            findings.append(Finding(False, f"ranking {task_id}", NOT_REGISTERED))
             continue
         scored, failed = score_task(task_id, [submission])
         for entry in failed:
