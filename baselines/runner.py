@@ -148,8 +148,7 @@ def _info(members: Sequence[LoadedMember], method: str) -> SubmissionInfo:
                           total_parameters=sum(frozen.values()) + trainable, trainable_parameters=trainable,
                           training_data=[d for m in members for d in m.info["training_data"]],
                           members=[m.info["source"] for m in members],
-                          baselines=tuple({"name": m.spec.name, "settings": {k: m.system.config[k]
-                                                                             for k in m.spec.model_keys}}
+                          baselines=tuple({"name": m.spec.name, "settings": m.spec.declared_settings(m.system.config)}
                                           for m in members))
 
 

@@ -106,11 +106,17 @@ class ParameterCounts:
         return sum(self.frozen.values()) + self.trainable
 
 
+# settings that change where or how fast a run computes, not what it computes
+MACHINE_KEYS = frozenset({"device", "mixed_precision", "num_workers", "retrieval", "eval_batch_size"})
+
+
 @dataclass(frozen=True)
 class BaselineSpec:
     """A registered baseline: its declaration (for `larb baseline list`) and how to build it.
 
     `model_keys` are the settings that define the trained weights; a checkpoint fixes them.
+    A submission declares every setting except the `MACHINE_KEYS` (`declared_settings`), so a
+    reported row can pin the training recipe too (Pellegrini's margin ablation, Park's losses).
     """
 
     name: str
@@ -128,6 +134,10 @@ class BaselineSpec:
     required_assets: Callable[[Mapping[str, Any]], list[str]] = field(repr=False)
     synthetic_system: Callable[[Mapping[str, Any]], SyntheticSystem] = field(repr=False)
     system_name: Callable[[Mapping[str, Any]], str] = field(repr=False)
+
+    def declared_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What a submission says this run was: every setting but where and how fast it ran."""
+        return {k: config[k] for k in self.defaults if k not in MACHINE_KEYS}
 
     def declaration(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON-able declaration, with parameter counts computed for `config`."""

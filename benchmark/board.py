@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmark.embedding_space import hubness
 from benchmark.errors import LarbError
 from benchmark.evaluation import Evaluation, evaluate
-from benchmark.reported import Reported, load_reported
+from benchmark.reported import REPORTED_ONLY_TASKS, Reported, ReportedOnlyTask, load_reported
 from benchmark.results import HUBNESS_K
 from benchmark.scoring import Scores
 from benchmark.submission_folders import Submission, find_submissions
@@ -47,7 +47,7 @@ class Unscored:
 class TaskBoard:
     """A task's rows, best first, and the figures its papers reported."""
 
-    spec: TaskSpec
+    spec: TaskSpec | ReportedOnlyTask
     task: Task | None  # None when only reported figures exist for it
     rows: list[Row]
     reported: list[Reported]
@@ -62,6 +62,10 @@ class Board:
     submissions: list[Submission]
     tasks: list[TaskBoard]
     unscored: list[Unscored]
+
+    def task(self, task_id: str) -> TaskBoard:
+        """The board of one task (registered or reported-only)."""
+        return next(board for board in self.tasks if board.id == task_id)
 
     def rows_of(self, submission_id: str) -> list[tuple[TaskBoard, Row]]:
         """Every task row of one submission, in board order."""
@@ -119,4 +123,6 @@ def build_board(submissions_root: str | Path) -> Board:
             unscored += failed
             task = rows[0].evaluation.task if rows else None
         tasks.append(TaskBoard(spec, task, rows, reported.get(task_id, [])))
+    tasks += [TaskBoard(spec, None, [], reported[task_id]) for task_id, spec in REPORTED_ONLY_TASKS.items()
+              if task_id in reported]
     return Board(submissions, tasks, sorted(unscored, key=lambda u: (u.submission_id, u.task_id)))

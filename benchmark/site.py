@@ -28,9 +28,21 @@ import numpy as np
 from benchmark import output_folders, stats
 from benchmark.board import Board, Row, TaskBoard
 from benchmark.errors import LarbError
-from benchmark.leaderboard import fmt, params_cell, reported_cells, shown_metrics, training_cell, vs_above
+from benchmark.leaderboard import (
+    figure,
+    fmt,
+    params_cell,
+    published,
+    reported_cells,
+    reported_columns,
+    shown_metrics,
+    training_cell,
+    vs_above,
+)
+from benchmark.reported import Reported
 from benchmark.results import HUBNESS_K
 from benchmark.submission_folders import Submission, training_history
+from benchmark.tasks import TaskSpec
 from benchmark.version import __version__
 
 _STATIC = ("site.css", "site.js")
@@ -90,12 +102,14 @@ class SiteBuilder:
         tasks = []
         for task_board in self.board.tasks:
             spec, rows = task_board.spec, task_board.rows
-            main, metrics = spec.main_metric, shown_metrics(spec.id)
+            main, metrics = spec.main_metric, shown_metrics(spec)
+            columns = reported_columns(spec, task_board.reported)
             entry: dict[str, Any] = {
                 "id": spec.id, "slug": slug(spec.id), "version": spec.version, "title": spec.title, "main": main,
                 "metrics": metrics, "other_metrics": [m for m in metrics if m != main], "summary": "",
                 "rows": [self._board_row(task_board, position) for position in range(len(rows))],
-                "reported": [self._reported_row(task_board, e) for e in task_board.reported]}
+                "reported": [self._reported_row(task_board, e, columns) for e in task_board.reported],
+                "reported_columns": columns, "rescorable": isinstance(spec, TaskSpec)}
             if task_board.task is not None and rows:
                 gt = task_board.task.ground_truth
                 entry["summary"] = f"{gt.n_queries:,} queries, {len(gt.corpus):,} candidates; ground truth sha256 " \
@@ -116,7 +130,7 @@ class SiteBuilder:
         metadata = row.submission.metadata
         return {"id": row.submission.id, "position": position + 1, "system": metadata["system"],
                 "main": f"{row.scores.means[main]:.4f} [{low:.4f}, {high:.4f}]", "main_value": row.scores.means[main],
-                "others": [fmt(row.scores.means[m]) for m in shown_metrics(spec.id) if m != main],
+                "others": [fmt(row.scores.means[m]) for m in shown_metrics(spec) if m != main],
                 "vs_above": vs_above(task_board.rows, position, main),
                 "skew": f"{row.hubness['skewness']:.2f}", "never": f"{row.hubness['never_retrieved']:.0%}",
                 "never_value": row.hubness["never_retrieved"], "params": params_cell(metadata),
@@ -124,9 +138,11 @@ class SiteBuilder:
                 "training_keys": " ".join(_training_keys(metadata)),
                 "contaminated": row.submission.trains_on(spec.evaluation_data)}
 
-    def _reported_row(self, task_board: TaskBoard, entry: Any) -> dict[str, Any]:
-        run, missing, here = reported_cells(entry, task_board.rows, task_board.id)
-        return {"system": entry.system, "cells": [fmt(entry.metrics.get(m)) for m in shown_metrics(task_board.id)],
+    def _reported_row(self, task_board: TaskBoard, entry: Reported, columns: dict[str, list[str]]) -> dict[str, Any]:
+        run, missing, here = reported_cells(entry, task_board.rows, task_board.spec.main_metric)
+        return {"system": entry.system, "cells": [published(entry.metrics.get(m)) for m in columns["metrics"]],
+                "diagnostics": [figure(entry.diagnostics.get(d)) for d in columns["diagnostics"]],
+                "params": entry.parameters, "note": entry.note,
                 "training": entry.training_data, "source": entry.source,
                 "run": run.submission.id if run else None, "status": missing, "here": here}
 

@@ -231,6 +231,17 @@ def _audiocaps_test() -> GroundTruth:
     return audiocaps_t2a((r["audiocap_id"], r["youtube_id"], r["start_time"], r["caption"]) for r in records)
 
 
+def _audiocaps_test_a2t() -> GroundTruth:
+    """Audio to text: each clip a query, its five captions relevant; a caption string several clips
+    share is one candidate relevant to each of them."""
+    t2a = _audiocaps_test()
+    captions: dict[str, list[str]] = {}
+    for qid, text in zip(t2a.query_ids, t2a.query_texts, strict=True):
+        (name,) = t2a.relevance[qid]
+        captions.setdefault(name, []).append(text)
+    return captions_a2t(captions.items())
+
+
 def _audiocaps_test_grouped() -> GroundTruth:
     return grouped_by_caption(_audiocaps_test())
 
@@ -309,6 +320,13 @@ for _spec in (
         id="audiocaps-v1/test", version=1, title="AudioCaps v1 test, text-to-audio (975 clips x 5 captions)",
         direction="t2a", kind="single", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test,
         sha256="f93afda312048c6a25f1a2296a0d57e00680f37bc6c0b98325c47fb659339861",
+        source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", audio="larb data build audiocaps --split test",
+        evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test"), transposed="audiocaps-v1/test-a2t"),
+    TaskSpec(
+        id="audiocaps-v1/test-a2t", version=1,
+        title="AudioCaps v1 test, audio-to-text (975 clips; all 5 captions relevant)", direction="a2t",
+        kind="multi", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test_a2t,
+        sha256="d4c0715e4d3434ff025ee0474a77a5570c8fdce75b7454ed964b9b4213814531",
         source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", audio="larb data build audiocaps --split test",
         evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test")),
     TaskSpec(

@@ -105,8 +105,10 @@ def test_score_mean_ensemble_of_two_baselines(members, tmp_path, monkeypatch):
     assert metadata["system"].startswith("Ensemble: PANNs") and "PaSST-MPNet-tags" in metadata["system"]
     assert [(b["name"], b["settings"]["text_encoder"]) for b in metadata["baselines"]] == [
         ("panns-sbert-cnn14", "all-MiniLM-L6-v2"), ("passt-mpnet-tags", "all-MiniLM-L6-v2")]
-    assert metadata["baselines"][1]["settings"] == {"tagger": "mn04", "text_encoder": "all-MiniLM-L6-v2",
-                                                    "lambda": 0.8}
+    settings = metadata["baselines"][1]["settings"]
+    assert {k: settings[k] for k in ("tagger", "text_encoder", "lambda")} == {
+        "tagger": "mn04", "text_encoder": "all-MiniLM-L6-v2", "lambda": 0.8}
+    assert settings["margin"] == 0.4 and "device" not in settings  # the recipe is declared, not the machine
     # the shared MiniLM is counted once; both trainable parts are counted
     counts = [m.spec.parameter_counts(m.system.config) for m in _loaded(members, "panns", "tags")]
     frozen = {k: v for c in counts for k, v in c.frozen.items()}

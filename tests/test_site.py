@@ -96,17 +96,26 @@ def test_a_ranking_the_board_cannot_score_is_listed_and_fails_the_check(board_ro
     assert run_cli("leaderboard", "--submissions", board_root, "--output", board_md, "--check")[0] == 0
 
 
+def test_reported_only_figures_have_their_own_section_without_rescoring_columns(site):
+    index = (site / "index.html").read_text("utf-8")
+    section = index.split('id="task-dcase2022-task6b__challenge-evaluation"')[1].split("</section>")[0]
+    assert "0.061" in section and "ground truth LARB does not have" in section
+    assert "reproduced here" not in section
+    clotho = index.split('id="task-clotho-v2.1__evaluation"')[1].split("</section>")[0]
+    assert "reproduced here" in clotho and "<th class=\"sortable\">R@50</th>" in clotho  # CLAP's R@50 is shown
+
+
 def test_a_ranking_the_validator_refuses_is_listed_with_its_reason(make_submission):
     folder = make_submission("broken", seed=1)
     (folder / "demo.csv").write_text("caption,file_name_1\n", "utf-8")
     board = build_board(make_submission.root)
     assert [(u.submission_id, u.task_id) for u in board.unscored] == [("broken", "demo")]
-    assert board.unscored[0].reason and not board.tasks[-1].rows
+    assert board.unscored[0].reason and not board.task("demo").rows
 
 
 def test_comparison_counts_and_p_value_come_from_the_per_query_scores(board_root, site):
     board = build_board(board_root)
-    rows = {r.submission.id: r for r in board.tasks[-1].rows}
+    rows = {r.submission.id: r for r in board.task("demo").rows}
     a, b = rows["perfect"].scores.per_query["mAP@10"], rows["random-trained"].scores.per_query["mAP@10"]
     page = (site / "compare/demo/perfect+random-trained.html").read_text("utf-8")
     assert f'id="won">{int((a > b).sum())}<' in page and f'id="lost">{int((a < b).sum())}<' in page
@@ -258,7 +267,7 @@ def test_the_site_works_in_chromium_from_file_urls(site, page):
 
 def test_query_hits_in_the_browser_match_the_ground_truth(site, page, board_root):
     board = build_board(board_root)
-    row = next(r for r in board.tasks[-1].rows if r.submission.id == "random-zero")
+    row = next(r for r in board.task("demo").rows if r.submission.id == "random-zero")
     gt = row.evaluation.task.ground_truth
     expected = sum(int(gt.corpus[int(i)] in gt.relevance[q])
                    for q, ranked in zip(gt.query_ids, row.evaluation.ranking.indices[:, :10], strict=True)

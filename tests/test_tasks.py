@@ -49,6 +49,7 @@ COUNTS = {  # task: (queries, candidates, relevance kind, main metric)
     "clotho-v2.1/evaluation-graded": (200, 1045, "graded", "nDCG@10"),
     "audiocaps-v1/test": (4875, 975, "single", "mAP@10"),
     "audiocaps-v1/test-grouped": (4875, 975, "multi", "mAP@10"),
+    "audiocaps-v1/test-a2t": (975, 4633, "multi", "mAP@10"),
     "demo": (300, 60, "single", "mAP@10"),
     "demo-train": (1200, 240, "single", "mAP@10"),
 }
@@ -80,6 +81,18 @@ def test_audiocaps_has_captions_shared_by_different_clips(audiocaps):
     assert shared, "AudioCaps test has caption strings shared by different clips"
     assert all(qid.isdigit() for qid in gt.query_ids)  # the audiocap_id
     assert all(name.endswith(".wav") for name in gt.corpus)
+
+
+def test_audiocaps_audio_to_text_makes_a_shared_caption_relevant_to_each_of_its_clips(audiocaps):
+    t2a = audiocaps.ground_truth
+    a2t = get_task("audiocaps-v1/test-a2t").ground_truth
+    clips_of_text = defaultdict(set)
+    for qid, text in zip(t2a.query_ids, t2a.query_texts, strict=True):
+        clips_of_text[text] |= set(t2a.relevance[qid])
+    assert set(a2t.query_ids) == set(t2a.corpus) and set(a2t.corpus) == set(t2a.query_texts)
+    for text, clips in clips_of_text.items():
+        assert {clip for clip in clips if text in a2t.relevance[clip]} == clips
+    assert TASKS["audiocaps-v1/test"].transposed == "audiocaps-v1/test-a2t"
 
 
 def test_audiocaps_ranking_by_caption_text_uses_the_shared_caption_rule(audiocaps, write_csv, tmp_path):
