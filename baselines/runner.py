@@ -73,6 +73,7 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     system = spec.build(config, resolve_device(config), progress)
     features = concatenate([(task.id, system.task_features(task)) for task in tasks])
     training_data = [entry for task in tasks for entry in declared_training_data(task)]
+    training_data += spec.inherited_training_data(config)
     validation = None
     if val_task is None:
         val_task = default_validation([task.id for task in tasks])
@@ -103,8 +104,9 @@ def extract_features(name: str, task_names: Sequence[str | Path], overrides: Seq
     config = apply_overrides(spec.defaults, overrides)
     system = spec.build(config, resolve_device(config), progress and distributed.is_main_process())
     if system.end_to_end:
-        raise LarbError(f"{spec.name} fine-tunes its encoders (end_to_end), so there are no frozen embeddings "
-                        "to cache.", fix="train it directly: larb baseline train " + spec.name)
+        raise LarbError(f"{spec.name} encodes its audio inside the training loop in this configuration (fine-tuned, "
+                        "or frozen with augmentation in the loop), so there are no fixed embeddings to cache.",
+                        fix="train it directly: larb baseline train " + spec.name)
     tasks = [get_task(str(t)) for t in task_names]
     return [(task, system.task_features(task)) for task in tasks]
 

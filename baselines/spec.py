@@ -134,6 +134,9 @@ class BaselineSpec:
     required_assets: Callable[[Mapping[str, Any]], list[str]] = field(repr=False)
     synthetic_system: Callable[[Mapping[str, Any]], SyntheticSystem] = field(repr=False)
     system_name: Callable[[Mapping[str, Any]], str] = field(repr=False)
+    # training data that comes with the initial weights (a run declares it beside its tasks')
+    inherited_training_data: Callable[[Mapping[str, Any]], list[dict[str, str]]] = field(
+        repr=False, default=lambda config: [])
 
     def declared_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """What a submission says this run was: every setting but where and how fast it ran."""

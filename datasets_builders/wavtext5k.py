@@ -30,12 +30,19 @@ from datasets_builders.tables import read_rows
 
 COLUMNS = ("view_link", "download_link", "title", "description", "fname", "tags")
 CAPTION_MODES = ("title_description", "title", "description")
+ROW_CHOICES = ("described", "all")
 _HTML_ITEM = re.compile(r"<li\b.*?</li>\s*,\s*", re.DOTALL)
 
 
 def published_table() -> Path:
     """The official WavText5K.csv, fetched and verified."""
     return sources.obtain(CSV)
+
+
+def select_rows(rows: list[dict[str, Any]], which: str = "described") -> list[dict[str, Any]]:
+    """The rows a build keeps: "described" = those with a description, the 4,348 (all titled) that
+    Deshmukh et al. trained on; "all" = every row (4,525), titled-only ones captioned by the title."""
+    return rows if which == "all" else [row for row in rows if row["description"].strip()]
 
 
 def caption(title: str, description: str, mode: str = "title_description") -> str:
@@ -129,6 +136,8 @@ class WavText5KBuilder(LarbBuilder):
     ON_BAD_AUDIO = "drop"
     OPTIONS: ClassVar[dict[str, Option]] = {
         "caption": Option("title_description", "what the caption is made of", CAPTION_MODES),
+        "rows": Option("described", "described: the 4,348 rows with a description (the paper's); all: every row",
+                       ROW_CHOICES),
         "table": Option("", "a table written by 'larb data scrape' to use instead of the official CSV"),
         "download": Option("yes", "fetch missing audio from the sites", ("yes", "no")),
         "workers": Option("2", "parallel downloads"),
@@ -148,7 +157,7 @@ class WavText5KBuilder(LarbBuilder):
         if table is not None and not table.is_file():
             raise LarbError("the table given by --option table does not exist.", path=table,
                             fix="pass a CSV written by 'larb data scrape'.")
-        rows = read_table(table or sources.obtain(CSV, self.data_path))
+        rows = select_rows(read_table(table or sources.obtain(CSV, self.data_path)), self.option("rows"))
         local = sources.index_files(self.data_path, AUDIO_SUFFIXES) if self.data_path else {}
         folder = assets.cache_dir() / "wavtext5k" / "audio"
         jobs = [fetchjobs.Job(row["fname"], folder / row["fname"], row["download_link"]) for row in rows

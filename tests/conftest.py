@@ -284,8 +284,8 @@ def brute_force_jackknife(values: np.ndarray) -> tuple[float, float]:
 
 
 PANNS_TINY = ["size=tiny", "text_encoder=all-MiniLM-L6-v2"]
-PANNS_DEMO_SETTINGS = [*PANNS_TINY, "clip_seconds=3", "loss=ntxent", "epochs=2", "batch_size=32", "lr=1e-3",
-                       "num_workers=0", "device=cpu"]
+PANNS_DEMO_SETTINGS = [*PANNS_TINY, "freeze_audio=false", "clip_seconds=3", "loss=ntxent", "epochs=2", "batch_size=32",
+                       "lr=1e-3", "num_workers=0", "device=cpu"]
 
 
 @pytest.fixture(scope="session")

@@ -110,12 +110,32 @@ def test_a_laion_clap_checkpoint_file_loads_the_audio_branch(tmp_path):
               "module.audio_projection.0.weight": torch.randn(4, 4), "module.logit_scale_a": torch.tensor(2.0)}
     path = tmp_path / "630k-audioset-best.pt"
     torch.save({"epoch": 45, "state_dict": state}, path)  # the layout of laion-clap's release files
-    encoder = load_htsat(path, HTSAT_TEST)
+    encoder = load_htsat(path, HTSAT_TEST, release="laion-clap")
     for key, value in encoder.swin.state_dict().items():
         assert torch.equal(value, laion.state_dict()[key]), key
+    with pytest.raises(LarbError, match="laion-clap release: add --set htsat_weights=laion-clap"):
+        load_htsat(path, HTSAT_TEST)  # the default is the AudioSet HTS-AT: a LAION file is named, not taken
     torch.save({"state_dict": {"module.text_branch.x": torch.zeros(1)}}, path)
     with pytest.raises(LarbError, match="no audio_branch"):
-        load_htsat(path, HTSAT_TEST)
+        load_htsat(path, HTSAT_TEST, release="laion-clap")
+
+
+def test_an_official_hts_at_audioset_checkpoint_loads_by_default(tmp_path):
+    """The layout of HTS-AT's release files: a Lightning checkpoint whose model is `sed_model`."""
+    torch.manual_seed(2)
+    hts_at = _laion_htsat(HTSAT_TEST)
+    state = {f"sed_model.{k}": v for k, v in hts_at.state_dict().items()}
+    path = tmp_path / "HTSAT_AudioSet_Saved_1.ckpt"
+    torch.save({"epoch": 30, "global_step": 1, "state_dict": state}, path)
+    encoder = load_htsat(path, HTSAT_TEST)
+    for key, value in encoder.swin.state_dict().items():
+        assert torch.equal(value, hts_at.state_dict()[key]), key
+    with pytest.raises(LarbError, match="audioset release: add --set htsat_weights=audioset"):
+        load_htsat(path, HTSAT_TEST, release="laion-clap")
+    # a LAION tower brings LAION-630k (AudioCaps and Clotho training data) into the run's declaration
+    assert SPEC.inherited_training_data(DEFAULTS) == []
+    assert SPEC.inherited_training_data(apply_overrides(DEFAULTS, ["htsat_weights=laion-clap"])) == [
+        {"dataset": "laion-630k", "split": "train"}]
 
 
 def test_full_configuration_declares_exact_parameter_counts():
@@ -133,6 +153,8 @@ def test_paper_settings_front_end_and_temperature():
             d["batch_size"]) == (1e-4, "adam", "step", 20, 0.1, 45, 128)
     assert (d["cnn14_seconds"], d["htsat_seconds"], d["embed_dim"], d["text_encoder"]) == (20.0, 10.0, 1024,
                                                                                          "roberta-base")
+    # every (audio, caption) pair once an epoch, no augmentation, the AudioSet HTS-AT: as the paper
+    assert (d["epoch_unit"], d["spec_augment"], d["htsat_weights"]) == ("pairs", False, "audioset")
     synthetic = SPEC.synthetic_system(apply_overrides(DEFAULTS, TINY_CHECK))
     head = synthetic.system.head
     mel = slaney_mel_filters(44_100, 1024, 64, 50.0, 8_000.0)
@@ -172,6 +194,7 @@ def test_htsat_sees_a_random_crop_of_real_audio_while_training():
 # -- the demo task --------------------------------------------------------------------------------
 
 DEMO = ["size=tiny", "text_encoder=all-MiniLM-L6-v2", "text_pooling=mean", "text_lr=1e-5", "temperature_init=0.07",
+        "epoch_unit=clips",
         "cnn14_seconds=3", "htsat_seconds=1.5", "eval_seconds=3", "embed_dim=64", "epochs=3", "batch_size=16",
         "lr=1e-3", "num_workers=0", "device=cpu"]
 

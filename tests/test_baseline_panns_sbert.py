@@ -24,8 +24,10 @@ from baselines.models.panns_sbert import (
     park_loss,
 )
 from baselines.runner import run_models
+from benchmark.errors import LarbError
 
 TINY = PANNS_TINY
+SPEC_RATE = 32_000
 MPNET = 109_486_464  # all-mpnet-base-v2, counted by the framework from its architecture
 
 
@@ -38,7 +40,7 @@ def test_full_configurations_declare_exact_parameter_counts():
     expected = {"panns-sbert-cnn14": 80_753_615 - fc, "panns-sbert-resnet38": 73_783_247 - fc,
                 "panns-sbert-wavegram-logmel-cnn14": 81_065_487 - fc}
     for spec in SPECS:
-        counts = spec.parameter_counts(spec.defaults)
+        counts = spec.parameter_counts(apply_overrides(spec.defaults, ["freeze_audio=false"]))
         assert counts.trainable == expected[spec.name] + head == {
             "panns-sbert-cnn14": 77_117_840, "panns-sbert-resnet38": 70_147_472,
             "panns-sbert-wavegram-logmel-cnn14": 77_429_712}[spec.name]
@@ -46,8 +48,9 @@ def test_full_configurations_declare_exact_parameter_counts():
         declaration = spec.declaration(spec.defaults)
         assert declaration["assets"] == [ENCODERS[spec.name.removeprefix("panns-sbert-")].asset.name,
                                          "sentence-transformers/all-mpnet-base-v2"]
-    frozen = SPEC.parameter_counts(apply_overrides(DEFAULTS, ["freeze_audio=true"]))
-    assert frozen.trainable == head and frozen.frozen["audio:cnn14-full"] == 80_753_615 - fc
+    for frozen_settings in ([], ["cache_frozen_audio=true", "spec_augment=false"]):  # the paper's: frozen audio
+        frozen = SPEC.parameter_counts(apply_overrides(DEFAULTS, frozen_settings))
+        assert frozen.trainable == head and frozen.frozen["audio:cnn14-full"] == 80_753_615 - fc
 
 
 def test_defaults_are_the_papers_settings():
@@ -55,7 +58,64 @@ def test_defaults_are_the_papers_settings():
         1e-4, "plateau", 0.5, 5)
     assert (DEFAULTS["optimizer"], DEFAULTS["grad_clip"], DEFAULTS["margin"], DEFAULTS["joint_dim"]) == (
         "adam", 2.0, 0.2, 300)
-    assert DEFAULTS["spec_augment"] and not DEFAULTS["freeze_audio"] and DEFAULTS["clip_seconds"] == 30.0
+    assert (DEFAULTS["epochs"], DEFAULTS["batch_size"]) == (20, 96)  # the paper (the code's CLI: 50, 24)
+    assert DEFAULTS["spec_augment"] and DEFAULTS["freeze_audio"] and not DEFAULTS["cache_frozen_audio"]
+    assert DEFAULTS["clip_seconds"] == 30.0
+    assert not DEFAULTS["same_audio_positives"] and DEFAULTS["infonce_exp_similarity"]  # the authors' losses
+
+
+def _authors_ntxent(audio, text, tau=0.07):
+    """tools/loss.py NTXent as written: log-softmax of each row, then the diagonal (its same-clip mask
+    is applied off the diagonal after the softmax, so it changes nothing that is read)."""
+    a2t = torch.log_softmax(audio @ text.T / tau, dim=1).diag().mean()
+    t2a = torch.log_softmax(text @ audio.T / tau, dim=1).diag().mean()
+    return -(0.5 * a2t + 0.5 * t2a)
+
+
+def _authors_infonce(audio, text, tau=0.07):
+    """tools/loss.py InfoNCE as written: audio to text only, softmax of exp(cosine) / tau."""
+    return -torch.log_softmax((audio @ text.T).exp() / tau, dim=-1).diag().sum() / len(audio)
+
+
+def test_the_softmax_losses_are_the_authors_and_same_clip_positives_are_a_setting():
+    torch.manual_seed(2)
+    audio = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    ids = torch.tensor([0, 0, 1, 2, 3, 3])  # two clips with two captions each in the batch
+    ntxent = apply_overrides(DEFAULTS, ["loss=ntxent"])
+    torch.testing.assert_close(park_loss(ntxent, audio, text, ids), _authors_ntxent(audio, text))
+    torch.testing.assert_close(park_loss(apply_overrides(DEFAULTS, ["loss=infonce"]), audio, text, ids),
+                               _authors_infonce(audio, text))
+    positives = park_loss(apply_overrides(ntxent, ["same_audio_positives=true"]), audio, text, ids)
+    torch.testing.assert_close(positives, LOSSES["ntxent"](audio @ text.T, same_audio=same_audio_mask(ids.tolist())))
+    assert not torch.isclose(positives, park_loss(ntxent, audio, text, ids))
+
+
+def test_a_frozen_backbone_stays_in_the_loop_as_the_authors_freeze_it():
+    """requires_grad off, training mode on: SpecAugment acts, batch-norm statistics move, no gradient."""
+    system = SPEC.build(apply_overrides(DEFAULTS, [*TINY, "clip_seconds=1"]), "cpu", False)
+    backbone = system.head.backbone
+    assert backbone is not None and not any(p.requires_grad for p in backbone.parameters())
+    weights = {k: v.clone() for k, v in backbone.state_dict().items()}
+    system.head.train()
+    waves = 0.1 * torch.randn(4, SPEC_RATE)
+    audio = system.head.embed_audio(waves)
+    text = system.head.embed_text(torch.randn(4, 384))
+    park_loss(system.config, audio, text, torch.arange(4)).backward()
+    after = backbone.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in weights.items() if "running" not in k and "num_batches" not in k)
+    assert not torch.equal(after["tagger.bn0.running_mean"], weights["tagger.bn0.running_mean"])
+    assert all(p.grad is None for p in backbone.parameters())
+    assert system.head.audio_linear[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["cache_frozen_audio=true"], "SpecAugment cannot act"),
+    (["cache_frozen_audio=true", "spec_augment=false", "freeze_audio=false"], "needs freeze_audio=true"),
+])
+def test_cached_frozen_embeddings_refuse_what_they_cannot_do(settings, message):
+    with pytest.raises(LarbError, match=message):
+        SPEC.parameter_counts(apply_overrides(DEFAULTS, settings))
 
 
 # -- model pieces ---------------------------------------------------------------------------------
@@ -94,22 +154,26 @@ def test_each_loss_is_selectable_and_is_the_zoos_function(name):
     ids = torch.tensor([0, 0, 1, 2, 3, 3])
     config = apply_overrides(DEFAULTS, [f"loss={name}"])
     sim, same = audio @ text.T, same_audio_mask(ids.tolist())
-    extra = ({"margin": 0.2} if name.startswith("triplet") else {"temperature": 0.07})
+    if name.startswith("triplet"):
+        extra = {"same_audio": same, "margin": 0.2}
+    else:  # the authors' softmax losses: diagonal positives; InfoNCE on exp(cosine)
+        extra = {"same_audio": None, "temperature": 0.07} | ({} if name == "ntxent" else {"exp_similarity": True})
     if name == "infonce-vicreg":
         extra |= {"audio_embeddings": audio, "text_embeddings": text}
-    assert torch.allclose(park_loss(config, audio, text, ids), LOSSES[name](sim, same_audio=same, **extra))
+    assert torch.allclose(park_loss(config, audio, text, ids), LOSSES[name](sim, **extra))
 
 
 @pytest.mark.parametrize("name", PARK_LOSSES)
 def test_contract_check_passes_for_every_loss(name):
-    config = apply_overrides(DEFAULTS, ["size=tiny", "freeze_audio=true", f"loss={name}"])
+    config = apply_overrides(DEFAULTS, ["size=tiny", "cache_frozen_audio=true", "spec_augment=false", f"loss={name}"])
     results = contract_check(SPEC, config)
     assert not [r.line() for r in results if r.status == "FAIL"]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_contract_check_passes_with_the_audio_encoder_fine_tuned(spec):
-    results = contract_check(spec, apply_overrides(spec.defaults, ["size=tiny"]))
+@pytest.mark.parametrize("mode", ["freeze_audio=false", "freeze_audio=true"])
+def test_contract_check_passes_with_the_audio_encoder_fine_tuned_or_frozen_in_the_loop(spec, mode):
+    results = contract_check(spec, apply_overrides(spec.defaults, ["size=tiny", mode]))
     assert not [r.line() for r in results if r.status == "FAIL"]
     assert any("gradients reach every trainable parameter" in r.what for r in results)
 

@@ -16,7 +16,7 @@ from datasets_builders import sources
 from datasets_builders.build import build
 from datasets_builders.scrapers.polite import PoliteClient
 from datasets_builders.scrapers.run import scrape
-from datasets_builders.wavtext5k import caption, read_table
+from datasets_builders.wavtext5k import caption, read_table, select_rows
 
 HEADER = ["view_link", "download_link", "title", "description", "fname", "tags"]
 ROWS = [
@@ -107,6 +107,9 @@ def test_real_table_parses_whole():
     assert "bow and arrow" in atlatl["tags"] and not any("<" in t for t in rows_tags(rows))
     assert all(r["description"].startswith(" ") for r in rows if r["site"] == "soundbible")
     assert sum(not caption(r["title"], r["description"]) for r in rows) == 5  # 5 untitled BigSoundBank rows
+    described = select_rows(rows)  # the build's default: the paper's 4,348 pairs with both fields
+    assert len(described) == 4348 and all(r["title"].strip() and r["description"].strip() for r in described)
+    assert select_rows(rows, "all") == rows
 
 
 def rows_tags(rows: list[dict]) -> list[str]:

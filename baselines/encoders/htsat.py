@@ -1,5 +1,8 @@
 """HTSAT (Chen et al., ICASSP 2022) as laion-clap 1.1.7 ships it, as an audio encoder, and its
-weights from a released LAION-CLAP checkpoint (the `audio_branch.*` keys).
+weights from either release: the official HTS-AT AudioSet checkpoints (RetroCirce/HTS-Audio-
+Transformer, e.g. `HTSAT_AudioSet_Saved_1.ckpt`: a Lightning file whose `sed_model.*` keys are the
+model) or a LAION-CLAP checkpoint (the `audio_branch.*` keys; trained on LAION-630k, which holds
+AudioCaps and Clotho training data). laion-clap's HTSAT is HTS-AT's module with the same keys.
 
 Why laion-clap's file is loaded by path: `import laion_clap` (and any `laion_clap.clap_module.*`
 import) executes the package `__init__`s, which import `clap_module/utils.py` and
@@ -40,6 +43,10 @@ _PACKAGE = "larb_laion_clap_module"
 # Keys of a CLAP audio branch that the encoder does not keep (front-end tables, classifier).
 _DROPPED = ("spectrogram_extractor.", "logmel_extractor.", "tscam_conv.", "head.")
 CLAP_CHECKPOINT_URL = "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"
+HTSAT_AUDIOSET_RELEASE = ("HTSAT_AudioSet_Saved_1.ckpt of the official HTS-AT release "
+                          "(https://github.com/RetroCirce/HTS-Audio-Transformer, 'Model Checkpoints')")
+# which release a weights file is, by the prefix of its model keys
+RELEASE_PREFIXES = {"audioset": "sed_model.", "laion-clap": "audio_branch."}
 
 
 def do_mixup(x: torch.Tensor, mixup_lambda: torch.Tensor) -> torch.Tensor:
@@ -175,27 +182,34 @@ class HtsatEncoder(nn.Module):
         return torch.flatten(x, 2).mean(dim=2)
 
 
-def clap_audio_branch(path: Path) -> dict[str, torch.Tensor]:
-    """The audio-branch weights of a LAION-CLAP checkpoint (`{"state_dict": ...}`, keys possibly
-    prefixed `module.`), without the prefix and without the parts the encoder does not keep."""
+def htsat_weights(path: Path, release: str = "audioset") -> dict[str, torch.Tensor]:
+    """The HTSAT weights of a release file (`{"state_dict": ...}`, keys possibly prefixed `module.`):
+    `release` "audioset" reads an official HTS-AT checkpoint (`sed_model.*`), "laion-clap" the audio
+    branch of a LAION-CLAP one (`audio_branch.*`); without the prefix and the parts the encoder does
+    not keep. A file of the other release is refused by name, so a run's declared weights are true."""
     content = read_checkpoint(Path(path))
     state = content.get("state_dict", content) if isinstance(content, dict) else None
     if not isinstance(state, dict):
-        raise LarbError("not a LAION-CLAP checkpoint (no state dict).", path=path,
-                        fix=f"pass a laion-clap release file, e.g. {CLAP_CHECKPOINT_URL}.")
-    prefix = "module." if next(iter(state), "").startswith("module.") else ""
-    branch = {k[len(prefix) + len("audio_branch."):]: v for k, v in state.items()
-              if k.startswith(prefix + "audio_branch.")}
-    if not branch:
-        raise LarbError("the checkpoint holds no audio_branch.* weights.", path=path,
-                        fix="pass a non-fusion HTSAT LAION-CLAP checkpoint (e.g. 630k-audioset-best.pt).")
-    return {k: v for k, v in branch.items() if not k.startswith(_DROPPED)}
+        raise LarbError("not an HTSAT checkpoint (no state dict).", path=path,
+                        fix=f"pass {HTSAT_AUDIOSET_RELEASE}, or a LAION-CLAP file with htsat_weights=laion-clap.")
+    module = "module." if next(iter(state), "").startswith("module.") else ""
+    found = {name for name, prefix in RELEASE_PREFIXES.items() if any(k.startswith(module + prefix) for k in state)}
+    if release not in found:
+        other = next(iter(found), None)
+        fix = (f"this file is a {other} release: add --set htsat_weights={other}" if other else
+               f"pass {HTSAT_AUDIOSET_RELEASE} or a non-fusion LAION-CLAP checkpoint (e.g. 630k-audioset-best.pt)")
+        raise LarbError(f"the checkpoint holds no {RELEASE_PREFIXES[release]}* weights (htsat_weights={release}).",
+                        path=path, fix=fix + ".")
+    start = len(module) + len(RELEASE_PREFIXES[release])
+    weights = {k[start:]: v for k, v in state.items() if k.startswith(module + RELEASE_PREFIXES[release])}
+    return {k: v for k, v in weights.items() if not k.startswith(_DROPPED)}
 
 
-def load_htsat(checkpoint: str | Path, config: HtsatConfig = HTSAT_TINY, spec_augment: bool = True) -> HtsatEncoder:
-    """An HTSAT encoder with the audio-branch weights of a LAION-CLAP checkpoint, loaded strictly."""
+def load_htsat(checkpoint: str | Path, config: HtsatConfig = HTSAT_TINY, spec_augment: bool = True,
+               release: str = "audioset") -> HtsatEncoder:
+    """An HTSAT encoder with the weights of a release file (`htsat_weights`), loaded strictly."""
     encoder = HtsatEncoder(config, spec_augment)
-    load_strict(encoder.swin, clap_audio_branch(Path(checkpoint)), Path(checkpoint), "HTSAT (LAION-CLAP audio branch)")
+    load_strict(encoder.swin, htsat_weights(Path(checkpoint), release), Path(checkpoint), f"HTSAT ({release} release)")
     return encoder
 
 

@@ -5,13 +5,18 @@ Training", arXiv 2209.14275). No official code or weights exist; this is a re-im
   (`baselines.encoders.panns`, Zenodo weights; PANNs' embedding = ReLU(fc1), as msclap's CLAP
   uses it), which is laion-clap's PANN-14 layer for layer (same keys, same embedding: tested);
   LAION released no PANN-14 CLAP checkpoint, so the Zenodo AudioSet weights are the released ones;
-  HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) with the audio branch
-  of a released LAION-CLAP checkpoint (`630k-audioset-best.pt`);
+  HTSAT-tiny is laion-clap's module (`baselines.encoders.htsat`) initialised, as the paper's is,
+  from the AudioSet-trained HTS-AT (the official release, `htsat_weights=audioset`; its file has
+  no pinned checksum here, so it is passed by path and its sha256 recorded in run.json).
+  `--set htsat_weights=laion-clap` takes the audio branch of a LAION-CLAP checkpoint instead
+  (`630k-audioset-best.pt`), trained on LAION-630k, which holds AudioCaps and Clotho training
+  data: a run then declares `laion-630k/train` among its training data;
 - front end (both encoders): log-mel, 64 bands, window 1024, hop 320, 50-8000 Hz, at 44.1 kHz;
   training: a random 20 s crop for CNN14 and, inside it, a random 10 s crop for HTSAT; evaluation:
   the first 30 s (zero-padded) for CNN14, HTSAT averaged over the 10 s tiles that hold audio;
-  SpecAugment while training (as PANNs and HTSAT do when fine-tuned); HTSAT's input image is
-  1024 frames, so a 10 s crop (1379 frames) is resampled in time to fit;
+  no augmentation (the paper names none; `--set spec_augment=true` adds SpecAugment as PANNs and
+  HTSAT use it when fine-tuned); HTSAT's input image is 1024 frames, so a 10 s crop (1379 frames)
+  is resampled in time to fit;
 - text: RoBERTa (roberta-base), first-token embedding (msclap's), max 77 tokens -> projection to 1024;
 - projections: linear (`--set projection=msclap` for msclap's Linear-GELU-Linear-LayerNorm block);
 - loss: symmetric cross-entropy with a learned temperature (`baselines.losses.clap_cross_entropy`),
@@ -20,9 +25,12 @@ Training", arXiv 2209.14275). No official code or weights exist; this is a re-im
   is clamped to at most max(`max_logit_scale`, its initial value); `max_logit_scale` is CLIP's cap
   of 100 by default, so with the paper's initialisation the scale can fall but never rise above
   142.9 (`--set max_logit_scale=1000` lets it rise);
-- Adam 1e-4, x0.1 every 20 epochs, 45 epochs, batch 128, an epoch = every audio file once with one
-  of its captions drawn at random (as CLAP trainers do); trained on Clotho + AudioCaps + WavText5K
-  (captions "{title}. {description}") in the paper: pass a task (folder) holding all three.
+- Adam 1e-4, x0.1 every 20 epochs, 45 epochs, batch 128, an epoch = every (audio, caption) pair
+  once, the audio repeated for each of its captions (the paper's 65,002 pairs; `--set
+  epoch_unit=clips`: every file once with one caption drawn at random, as CLAP trainers do);
+  trained on Clotho development + validation (4,884 files), AudioCaps train and the 4,348
+  WavText5K rows with a description (captions "{title}. {description}") in the paper: pass the
+  tasks (folders from `larb data export`) with repeated `--train-task`.
 
 Text-to-audio and audio-to-text rankings: `baselines.ensemble.run_models` on either kind of task.
 `--set size=tiny` is a narrow CNN14, a test-sized HTSAT and `tiny-roberta`, all random (CPU tests).
@@ -46,6 +54,7 @@ from baselines.config import EpochUnit, Optimizer, Schedule, Size
 from baselines.encoders.audio_frontend import LogmelFilterBank, Spectrogram
 from baselines.encoders.htsat import (
     CLAP_CHECKPOINT_URL,
+    HTSAT_AUDIOSET_RELEASE,
     HTSAT_TEST,
     HTSAT_TINY,
     HtsatEncoder,
@@ -94,6 +103,7 @@ class MsclapProjection(nn.Module):
 
 
 Projection = Literal["linear", "msclap"]
+HtsatWeights = Literal["audioset", "laion-clap"]
 
 
 def projection(kind: str, d_in: int, d_out: int) -> nn.Module:
@@ -161,10 +171,11 @@ def _htsat(config: Mapping[str, Any], pretrained: bool) -> HtsatEncoder:
     if not pretrained or source == "none" or (source == "" and config["size"] == "tiny"):
         return HtsatEncoder(htsat_config, config["spec_augment"])
     if source == "":
-        raise LarbError("the HTSAT weights (a LAION-CLAP release) have no pinned checksum here, so they are "
-                        "not downloaded.", fix=f"download {CLAP_CHECKPOINT_URL} and pass "
-                                              "--set htsat_checkpoint=PATH (or htsat_checkpoint=none: random).")
-    return load_htsat(source, htsat_config, config["spec_augment"])
+        release = HTSAT_AUDIOSET_RELEASE if config["htsat_weights"] == "audioset" else CLAP_CHECKPOINT_URL
+        raise LarbError(f"the HTSAT weights ({config['htsat_weights']} release) have no pinned checksum here, so "
+                        "they are not downloaded.", fix=f"download {release} and pass --set htsat_checkpoint=PATH "
+                                                        "(or htsat_checkpoint=none: random).")
+    return load_htsat(source, htsat_config, config["spec_augment"], config["htsat_weights"])
 
 
 def _cnn14(config: Mapping[str, Any], pretrained: bool) -> PannsBackbone:
@@ -276,11 +287,12 @@ class ClapSettings(EndToEndSettings):
     text_pooling: TextPooling = "first"
     cnn14_checkpoint: str = ""
     htsat_checkpoint: str = ""
+    htsat_weights: HtsatWeights = "audioset"
     projection: Projection = "linear"
     embed_dim: int = 1024
     temperature_init: float = 0.007
     max_logit_scale: float = 100.0  # the cap is max(this, 1 / temperature_init): see the module docstring
-    spec_augment: bool = True
+    spec_augment: bool = False
     cnn14_seconds: float = 20.0
     htsat_seconds: float = 10.0
     eval_seconds: float = 30.0
@@ -292,24 +304,32 @@ class ClapSettings(EndToEndSettings):
     lr_factor: float = 0.1
     epochs: int = 45
     batch_size: int = 128
-    epoch_unit: EpochUnit = "clips"
+    epoch_unit: EpochUnit = "pairs"
     eval_batch_size: int = 16
 
 
 DEFAULTS = ClapSettings()
-MODEL_KEYS = ("size", "text_encoder", "text_pooling", "projection", "embed_dim")
+MODEL_KEYS = ("size", "text_encoder", "text_pooling", "projection", "embed_dim", "htsat_weights")
+
+
+def inherited_training_data(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Training data that comes with the initial weights: LAION-CLAP's audio tower was trained on
+    LAION-630k (AudioCaps and Clotho training data among it); the AudioSet HTS-AT and the PANNs
+    weights saw AudioSet only, which no task here is built from."""
+    return [{"dataset": "laion-630k", "split": "train"}] if config["htsat_weights"] == "laion-clap" else []
 
 SPEC = BaselineSpec(
     name=NAME,
     paper="Deshmukh, Elizalde & Wang, Audio Retrieval with WavText5K and CLAP Training, Interspeech 2023 "
           "(arXiv 2209.14275)",
     links={"paper": "https://arxiv.org/abs/2209.14275", "code": "https://github.com/microsoft/WavText5K"},
-    audio_encoder="concat(PANNs CNN14 2048-d, laion-clap HTSAT-tiny 768-d), fine-tuned; log-mel 64 bands, "
-                  "hop 320, window 1024, 50-8000 Hz at 44.1 kHz; random 20 s / 10 s crops",
+    audio_encoder="concat(PANNs CNN14 2048-d, HTSAT-tiny 768-d from the AudioSet HTS-AT), fine-tuned; log-mel "
+                  "64 bands, hop 320, window 1024, 50-8000 Hz at 44.1 kHz; random 20 s / 10 s crops",
     text_encoder="RoBERTa base, fine-tuned, first token",
     head="linear projections to 1024 (audio 2816 -> 1024, text 768 -> 1024), l2-normalised",
     loss="symmetric cross-entropy, learned temperature initialised at 0.007 (baselines.losses.clap_cross_entropy)",
-    training_data="Clotho + AudioCaps + WavText5K (paper); any text-to-audio task here",
+    training_data="Clotho development + validation, AudioCaps train, WavText5K (paper); any text-to-audio task "
+                  "here",
     defaults=DEFAULTS,
     model_keys=MODEL_KEYS,
     build=build,
@@ -317,4 +337,5 @@ SPEC = BaselineSpec(
     required_assets=required_assets,
     synthetic_system=synthetic_system,
     system_name=system_name,
+    inherited_training_data=inherited_training_data,
 )

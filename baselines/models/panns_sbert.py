@@ -1,24 +1,36 @@
 """PANNs + Sentence-BERT with a zoo of losses (Park et al., DCASE 2023 Task 6b), one spec per PANNs model.
 
-As in the authors' code (jiwon3401/DCASE2023_retrieval @44d9500, `models/ASE_model.py`,
-`models/AudioEncoder.py`, `trainer/trainer.py`, `settings/settings.yaml`):
+The defaults are the paper's; where it is silent, the authors' code (jiwon3401/DCASE2023_retrieval
+@44d9500, `models/ASE_model.py`, `models/AudioEncoder.py`, `tools/loss.py`, `trainer/trainer.py`,
+`settings/settings.yaml`):
 
 - audio: a PANNs tagger (Cnn14, ResNet38 or Wavegram-Logmel-Cnn14; Zenodo weights) without its
-  classifier, fine-tuned, SpecAugment on the log-mel (2 time stripes <= 64 frames, 2 frequency
-  stripes <= 8 bands), dropout 0.2 after each block; clip embedding = max + mean over time of the
-  frequency-averaged last block (2048-d, taken before PANNs' fc1, which that code never uses);
-  32 kHz, clips cut or zero-padded to 30 s;
+  classifier, **frozen** (the paper's conclusion: "the most layers except the projector frozen"),
+  SpecAugment on the log-mel (2 time stripes <= 64 frames, 2 frequency stripes <= 8 bands),
+  dropout 0.2 after each block; clip embedding = max + mean over time of the frequency-averaged
+  last block (2048-d, taken before PANNs' fc1, which that code never uses); 32 kHz, clips cut or
+  zero-padded to 30 s. Frozen as the authors' code freezes it: `requires_grad=False` while the
+  module stays in training mode, so SpecAugment and dropout act on every step and the batch-norm
+  running statistics keep moving; the audio is therefore read and encoded every step.
+  `--set freeze_audio=false` fine-tunes the backbone instead;
 - audio head: Linear(2048 -> 600) -> ReLU -> Linear(600 -> 300); text: frozen all-mpnet-base-v2
   sentence embedding -> Linear(768 -> 300); both l2-normalised, scores are dot products;
 - loss (`--set loss=`): triplet-sum, triplet-max (VSE++), triplet-weighted (polynomial), ntxent,
-  infonce, infonce-vicreg (`baselines.losses`), margin 0.2, tau 0.07, VICReg weight 0.4;
-- Adam 1e-4, ReduceLROnPlateau(min, x0.5, patience 5, threshold 0.005 abs, min_lr 1e-6) on the
-  validation loss, gradient clipping at 2, batch 24, 50 epochs.
+  infonce, infonce-vicreg (`baselines.losses`), margin 0.2, tau 0.07, VICReg weight 0.4. As the
+  authors' code: NT-Xent and InfoNCE take only the diagonal as positive, so another caption of the
+  same clip is a negative (`--set same_audio_positives=true`: all of them positive, salsa's form);
+  InfoNCE is one-directional over exp(cosine) / tau (`--set infonce_exp_similarity=false`: the
+  standard cosine / tau); the triplet losses never use a same-clip caption as a negative;
+- Adam 1e-4, ReduceLROnPlateau on the validation loss (x0.5, patience 5, threshold 0.005 abs,
+  min_lr 1e-6: the code's), gradient clipping at 2, batch 96 and 20 epochs (the paper; the
+  code's CLI defaults are 24 and 50).
 
-`--set freeze_audio=true` trains the heads on cached (frozen) PANNs embeddings instead: the
-paper's `freeze` flag, CPU-feasible. `--set size=tiny` is a narrow PANNs model with random
-weights (tests, CPU smoke runs). Ensembles (the paper's best entries) are `baselines.ensemble`.
-Deviation: PANNs' own Cnn14 has no pooling after the last block; Park's copy pools 2x2 there.
+`--set cache_frozen_audio=true` (with `spec_augment=false`) trains the heads on cached eval-mode
+PANNs embeddings instead: CPU-feasible and what `larb baseline extract` fills, but not the paper's
+frozen run, which had SpecAugment and dropout in the loop. `--set size=tiny` is a narrow PANNs
+model with random weights (tests, CPU smoke runs). Ensembles (the paper's best entries) are
+`baselines.ensemble`. Deviation: PANNs' own Cnn14 has no pooling after the last block; Park's
+copy pools 2x2 there.
 """
 
 from __future__ import annotations
@@ -156,6 +168,13 @@ class PannsSbertHead(EndToEndHead):
 
 
 def _validate(encoder: PannsEncoder, config: Mapping[str, Any]) -> None:
+    if config["cache_frozen_audio"] and not config["freeze_audio"]:
+        raise LarbError("cache_frozen_audio=true needs freeze_audio=true: a fine-tuned backbone's embeddings "
+                        "change every step.", fix="add --set freeze_audio=true, or drop cache_frozen_audio.")
+    if config["cache_frozen_audio"] and config["spec_augment"]:
+        raise LarbError("cache_frozen_audio=true computes each clip's embedding once, so SpecAugment cannot act "
+                        "on it.", fix="add --set spec_augment=false (or keep the frozen backbone in the loop: "
+                                      "drop cache_frozen_audio).")
     if config["loss"] not in PARK_LOSSES:
         raise LarbError(f"unknown loss {config['loss']!r}.", fix=f"use one of {', '.join(PARK_LOSSES)}.")
     if config["size"] not in ("full", "tiny"):
@@ -165,18 +184,22 @@ def _validate(encoder: PannsEncoder, config: Mapping[str, Any]) -> None:
 
 def park_loss(config: Mapping[str, Any], audio: torch.Tensor, text: torch.Tensor, audio_ids: torch.Tensor,
               generator: torch.Generator | None = None) -> torch.Tensor:
-    """The configured loss on the batch's similarity matrix; captions of one audio are never negatives."""
+    """The configured loss on the batch's similarity matrix. The triplet losses never take a caption
+    of the same clip as a negative; the softmax losses take only the diagonal as positive unless
+    `same_audio_positives` (the authors' `NTXent` masks the off-diagonal same-clip entries only
+    after the log-softmax and then reads the diagonal, so they stay negatives)."""
     name = config["loss"]
     sim = audio.float() @ text.float().T
     same = same_audio_mask(audio_ids.tolist())
     if name.startswith("triplet"):
         return LOSSES[name](sim, same_audio=same, margin=config["margin"])
+    positives = same if config["same_audio_positives"] else None
     if name == "ntxent":
-        return LOSSES[name](sim, same_audio=same, temperature=config["temperature"])
+        return LOSSES[name](sim, same_audio=positives, temperature=config["temperature"])
     if name == "infonce":
-        return LOSSES[name](sim, same_audio=same, temperature=config["temperature"],
+        return LOSSES[name](sim, same_audio=positives, temperature=config["temperature"],
                             exp_similarity=config["infonce_exp_similarity"])
-    return LOSSES[name](sim, same_audio=same, temperature=config["temperature"], audio_embeddings=audio.float(),
+    return LOSSES[name](sim, same_audio=positives, temperature=config["temperature"], audio_embeddings=audio.float(),
                         text_embeddings=text.float(), vicreg_weight=config["vicreg_weight"],
                         exp_similarity=config["infonce_exp_similarity"])
 
@@ -193,6 +216,11 @@ class PannsSbert(EndToEndSystem):
         self.frozen_backbone = frozen_backbone
         self.device = device
         self.progress = progress
+
+    @property
+    def end_to_end(self) -> bool:  # type: ignore[override]
+        """False when the heads train on cached embeddings (`larb baseline extract` fills them)."""
+        return self.frozen_backbone is None
 
     def features(self, ground_truth, paths: Sequence[Path]) -> TaskFeatures:
         if self.text is None or self.clips is None:
@@ -228,10 +256,16 @@ class PannsSbert(EndToEndSystem):
 
 def _head(encoder: PannsEncoder, config: Mapping[str, Any], backbone: PannsBackbone | None, audio_dim: int,
           clips: ClipStore | None) -> PannsSbertHead:
+    """The head, holding the backbone unless its embeddings are cached; a frozen backbone in the
+    head takes no gradient but stays in the training loop (augmentation, dropout, batch-norm
+    statistics), as the authors' `freeze` flag leaves it."""
     text_dim = text_encoder_spec(config["text_encoder"]).dim
     samples = round(config["clip_seconds"] * SAMPLE_RATE)
-    return PannsSbertHead(None if config["freeze_audio"] else backbone, audio_dim, text_dim, config["joint_dim"],
-                          clips, samples, config["eval_batch_size"], config["seed"])
+    held = None if config["cache_frozen_audio"] else backbone
+    if held is not None and config["freeze_audio"]:
+        held.requires_grad_(False)
+    return PannsSbertHead(held, audio_dim, text_dim, config["joint_dim"], clips, samples, config["eval_batch_size"],
+                          config["seed"])
 
 
 def _builder(encoder: PannsEncoder) -> Callable[[Mapping[str, Any], str, bool], PannsSbert]:
@@ -243,7 +277,7 @@ def _builder(encoder: PannsEncoder) -> Callable[[Mapping[str, Any], str, bool], 
         text = TextFeatures(text_encoder_spec(config["text_encoder"]), device, progress=progress)
         clips = ClipStore(SAMPLE_RATE)
         head = _head(encoder, config, backbone, backbone.dim, clips)
-        return PannsSbert(encoder, config, head, text, clips, backbone if config["freeze_audio"] else None,
+        return PannsSbert(encoder, config, head, text, clips, backbone if config["cache_frozen_audio"] else None,
                           device, progress)
     return build
 
@@ -270,7 +304,7 @@ def _counter(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], ParameterCo
         frozen = {f"text:{text.name}": _text_parameter_count(text.name)}
         trainable = trainable_parameter_count(head)
         if config["freeze_audio"]:
-            frozen[f"audio:{encoder.key}-{config['size']}"] = trainable_parameter_count(backbone)
+            frozen[f"audio:{encoder.key}-{config['size']}"] = sum(p.numel() for p in backbone.parameters())
         return ParameterCounts(frozen, trainable)
     return parameter_counts
 
@@ -297,7 +331,7 @@ def _synthetic(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], Synthetic
         head = fixed_randomness(_head(encoder, config, backbone, backbone.dim, None), config["seed"])
         text_dim = text_encoder_spec(config["text_encoder"]).dim
         ids = torch.arange(batch) // 2
-        audio = (torch.randn(batch, backbone.dim, generator=generator).abs() if config["freeze_audio"]
+        audio = (torch.randn(batch, backbone.dim, generator=generator).abs() if config["cache_frozen_audio"]
                  else synthetic_tones(ids, SAMPLE_RATE, SAMPLE_RATE, generator))
         system = PannsSbert(encoder, config, head)
         return SyntheticSystem(system, audio, torch.randn(batch, text_dim, generator=generator), ids,
@@ -308,7 +342,8 @@ def _synthetic(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], Synthetic
 def _namer(encoder: PannsEncoder) -> Callable[[Mapping[str, Any]], str]:
     def system_name(config: Mapping[str, Any]) -> str:
         audio = f"{encoder.title}{' (tiny, random init)' if config['size'] == 'tiny' else ''}"
-        mode = "frozen audio" if config["freeze_audio"] else "fine-tuned audio"
+        mode = ("frozen audio, cached" if config["cache_frozen_audio"] else "frozen audio" if config["freeze_audio"]
+                else "fine-tuned audio")
         return f"PANNs {audio} + SBERT ({config['text_encoder']}), {config['loss']}, {mode}"
     return system_name
 
@@ -320,7 +355,8 @@ class PannsSbertSettings(EndToEndSettings):
     size: Size = "full"
     loss: ParkLoss = "triplet-weighted"
     text_encoder: str = "all-mpnet-base-v2"
-    freeze_audio: bool = False
+    freeze_audio: bool = True
+    cache_frozen_audio: bool = False
     audio_checkpoint: str = ""
     spec_augment: bool = True
     clip_seconds: float = 30.0
@@ -328,10 +364,11 @@ class PannsSbertSettings(EndToEndSettings):
     margin: float = 0.2
     temperature: float = 0.07
     vicreg_weight: float = 0.4
-    infonce_exp_similarity: bool = False
+    same_audio_positives: bool = False
+    infonce_exp_similarity: bool = True
     lr: float = 1e-4
-    batch_size: int = 24
-    epochs: int = 50
+    batch_size: int = 96
+    epochs: int = 20
     schedule: Schedule = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 5
@@ -341,7 +378,7 @@ class PannsSbertSettings(EndToEndSettings):
 
 
 DEFAULTS = PannsSbertSettings()
-MODEL_KEYS = ("size", "loss", "text_encoder", "freeze_audio", "joint_dim")
+MODEL_KEYS = ("size", "loss", "text_encoder", "freeze_audio", "cache_frozen_audio", "joint_dim")
 PAPER = "Park et al., DCASE 2023 Workshop / Task 6b technical report (PANNs + Sentence-BERT, loss zoo, ensembles)"
 LINKS = {"code": "https://github.com/jiwon3401/DCASE2023_retrieval"}
 
