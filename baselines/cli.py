@@ -83,7 +83,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from baselines.runner import train_baseline
 
     result = train_baseline(args.name, args.train_task, args.val_task,
-                            Path(args.output) if args.output else None, args.overrides, patience=args.patience)
+                            Path(args.output) if args.output else None, args.overrides, patience=args.patience,
+                            init_from=Path(args.init_from) if args.init_from else None)
     if not distributed.is_main_process():
         return 0
     print(training_summary(result))
@@ -116,20 +117,35 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from baselines.runner import run_baseline
+    from baselines.runner import run_baseline, task_with_audio
 
-    folder = run_baseline(args.name, args.task, [Path(c) for c in args.checkpoint], Path(args.output),
-                          args.overrides)
+    folder = run_baseline(args.name, task_with_audio(args.task, args.audio), [Path(c) for c in args.checkpoint],
+                          Path(args.output), args.overrides)
     print(f"wrote {folder}; score it with: larb evaluate {folder} --task {args.task}")
     return 0
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from baselines.runner import members_from_arguments, run_models
+    from baselines.runner import members_from_arguments, run_models, task_with_audio
 
-    folder = run_models(members_from_arguments(args.members), args.task, Path(args.output), args.method,
-                        args.overrides)
+    folder = run_models(members_from_arguments(args.members), task_with_audio(args.task, args.audio),
+                        Path(args.output), args.method, args.overrides)
     print(f"wrote {folder}; score it with: larb evaluate {folder} --task {args.task}")
+    return 0
+
+
+def _cmd_recipe(args: argparse.Namespace) -> int:
+    from baselines.recipes import recipes
+    from baselines.registry import get_baseline
+
+    spec = get_baseline(args.name)
+    found = recipes(spec.name)
+    if not found:
+        print(f"no reported row links {spec.name} (benchmark/data/reported.yaml).")
+        return 0
+    print(f"# {len(found)} reported rows link {spec.name}; each block reproduces one (runs and data are shared "
+          "between blocks: a repeated step is a no-op)\n")
+    print("\n\n".join(recipe.text() for recipe in found))
     return 0
 
 
@@ -161,8 +177,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="run folder (default runs/NAME-TRAIN_TASK)")
     p.add_argument("--patience", type=_positive_int, metavar="N",
                    help="stop once N epochs in a row have not improved validation mAP@10")
+    p.add_argument("--init-from", metavar="RUN", help="start from the weights of an earlier run (folder or .pt) of "
+                                                      "the same model, e.g. pre-trained on AudioCaps; its training "
+                                                      "data is declared too")
     _settings(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("recipe", help="the commands that reproduce each reported row the baseline links to")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_recipe)
 
     p = sub.add_parser("extract", help="embed tasks with the baseline's frozen encoders into the embedding cache "
                                        "(sharded over the processes 'accelerate launch' starts)")
@@ -177,6 +200,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", action="append", default=[],
                    help="trained checkpoint (best.pt); repeat it for a score-level ensemble")
     p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
+    p.add_argument("--audio", metavar="DIR", help="the audio of a registered task (e.g. the folder 'larb data "
+                                                  "export' wrote), for audio-to-text tasks")
     _settings(p)
     p.set_defaults(func=_cmd_run)
 
@@ -196,6 +221,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a trained checkpoint (best.pt), or NAME for a zero-shot baseline")
     p.add_argument("--task", required=True, help="task id or folder (text-to-audio or audio-to-text)")
     p.add_argument("--output", required=True, help="submission folder, submissions/<id>")
+    p.add_argument("--audio", metavar="DIR", help="the audio of a registered task (e.g. the folder 'larb data "
+                                                  "export' wrote), for audio-to-text tasks")
     p.add_argument("--method", choices=("score-mean", "embedding-mean"), default="score-mean",
                    help="score-mean (default): mean of similarities; embedding-mean: mean of embeddings")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

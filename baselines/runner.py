@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from baselines import distributed
+from baselines import checkpoint, distributed
 from baselines.config import apply_overrides, resolve_device
 from baselines.ensemble import METHODS
 from baselines.inference import LoadedMember, Member, load_member, rank
@@ -30,6 +30,7 @@ def default_run_folder(name: str, train_tasks: Sequence[Task]) -> Path:
 
 
 HOLDOUT = "holdout"
+VALIDATION_DEPTH = 10  # checkpoints are selected by validation mAP@10
 # Training split -> the split the papers select on (Pellegrini 2022, Park 2023, Primus 2024: train on
 # Clotho development, select on Clotho validation).
 PAPER_VALIDATION = {"clotho-v2.1/development": "clotho-v2.1/validation"}
@@ -58,9 +59,27 @@ def _training_tasks(train_tasks: str | Path | Sequence[str | Path]) -> list[Task
     return tasks
 
 
+def initialise_from(spec: BaselineSpec, system, config, source: Path) -> list[dict[str, str]]:
+    """Start from the weights of an earlier run of the same model (`--init-from`: Pellegrini's
+    AudioCaps pre-training, then Clotho). Returns that run's training data, which the new run
+    declares too, so a fine-tuned model can never hide what it was pre-trained on."""
+    path = source / "best.pt" if source.is_dir() else source
+    payload = checkpoint.load(path)
+    if payload["baseline"] != spec.name:
+        raise LarbError(f"--init-from is a checkpoint of {payload['baseline']!r}, not {spec.name!r}.", path=path,
+                        fix=f"pass a run of {spec.name}.")
+    saved = spec.defaults.updated(payload["config"], path=path)
+    changed = [k for k in spec.model_keys if saved[k] != config[k]]
+    if changed:
+        raise LarbError(f"--init-from has {changed[0]}={saved[changed[0]]!r}, this run {config[changed[0]]!r}.",
+                        path=path, fix=f"add --set {changed[0]}={saved[changed[0]]}, or start from another run.")
+    system.head.load_state_dict(payload["head"])
+    return list(payload["training_data"])
+
+
 def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[str | Path],
                    val_task: str | Path | None, output: Path | None, overrides: Sequence[str] = (),
-                   progress: bool = True, patience: int | None = None) -> TrainResult:
+                   progress: bool = True, patience: int | None = None, init_from: Path | None = None) -> TrainResult:
     """Train on one task or on several joined (e.g. Clotho + AudioCaps + WavText5K), select on
     `val_task`: by default the papers' validation split (`default_validation`), else (or with
     `val_task="holdout"`) a held-out share of the training files.
@@ -74,6 +93,9 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
     features = concatenate([(task.id, system.task_features(task)) for task in tasks])
     training_data = [entry for task in tasks for entry in declared_training_data(task)]
     training_data += spec.inherited_training_data(config)
+    if init_from is not None:
+        earlier = initialise_from(spec, system, config, Path(init_from))
+        training_data = [*earlier, *(d for d in training_data if d not in earlier)]
     validation = None
     if val_task is None:
         val_task = default_validation([task.id for task in tasks])
@@ -88,7 +110,11 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
         validation = get_task(str(val_task))
         require_text_to_audio(validation)
         train_features, val_features = features, system.task_features(validation)
-        training_data += declared_training_data(validation)
+        training_data += [d for d in declared_training_data(validation) if d not in training_data]
+    held = len(val_features.ground_truth.corpus)
+    if held < VALIDATION_DEPTH:
+        raise LarbError(f"the validation data has {held} audio files; validation mAP@{VALIDATION_DEPTH} ranks "
+                        f"{VALIDATION_DEPTH}.", fix="pass a larger --val-task, or raise --set val_fraction.")
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
     if distributed.is_main_process():  # one writer under a launcher; the others only train
         write_run_record(folder, spec, config, tasks, validation)
@@ -111,7 +137,19 @@ def extract_features(name: str, task_names: Sequence[str | Path], overrides: Seq
     return [(task, system.task_features(task)) for task in tasks]
 
 
-def run_baseline(name: str, task_name: str | Path, checkpoints: Sequence[Path], output: Path,
+def task_with_audio(task_name: str, audio: str | None) -> str | Task:
+    """A task id or folder, or with `audio` a registered task whose audio lies in that folder (an
+    audio-to-text task has no folder form: its audio comes from the export of its split)."""
+    if audio is None:
+        return task_name
+    folder = Path(audio).expanduser()
+    if not folder.is_dir():
+        raise LarbError("the --audio folder does not exist.", path=folder, fix="pass the folder 'larb data export' "
+                                                                              "wrote for the task's split.")
+    return dataclasses.replace(get_task(task_name), audio_dir=folder.resolve())
+
+
+def run_baseline(name: str, task_name: str | Path | Task, checkpoints: Sequence[Path], output: Path,
                  overrides: Sequence[str] = (), progress: bool = True) -> Path:
     """Rank a task with one trained checkpoint (or the zero-shot system when none is given), or with
     several as a score-level ensemble, and write `output` as a submission folder."""

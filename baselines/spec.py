@@ -134,6 +134,9 @@ class BaselineSpec:
     required_assets: Callable[[Mapping[str, Any]], list[str]] = field(repr=False)
     synthetic_system: Callable[[Mapping[str, Any]], SyntheticSystem] = field(repr=False)
     system_name: Callable[[Mapping[str, Any]], str] = field(repr=False)
+    # settings that must name a downloaded file at full size (no pinned checksum here): key -> the
+    # file's name and where it comes from (recipes pass the name; the user puts the file there)
+    local_files: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
     # training data that comes with the initial weights (a run declares it beside its tasks')
     inherited_training_data: Callable[[Mapping[str, Any]], list[dict[str, str]]] = field(
         repr=False, default=lambda config: [])

@@ -30,7 +30,7 @@ METRICS = ("mAP@16", "mAP@10", "R@1", "R@5", "R@10", "R@50", "nDCG@10")
 DIAGNOSTICS = ("sigma text", "sigma audio", "sigma uniform", "sigma Gaussians", "h text", "h audio", "h uniform",
                "h Gaussians")
 _ENTRY_KEYS = {"system", "source", "training_data", "metrics", "reproduce", "ensemble_method", "note", "parameters",
-               "diagnostics"}
+               "diagnostics", "reproduce_training"}
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,16 @@ class Reported:
     note: str = ""  # how to read the figures (a definition, a different test set size, an open split)
     parameters: str = ""  # the parameter count as the paper prints it
     diagnostics: dict[str, float] = field(default_factory=dict)
+    # "dataset/split"s a reproducing run must declare among its training data (pre-training)
+    reproduce_training: tuple[str, ...] = ()
 
     def reproduced_by(self, metadata: Mapping[str, Any]) -> bool:
         """Whether a submission's declared baselines are this configuration (members in any order)."""
         declared = metadata.get("baselines") or []
         if not self.members or len(declared) != len(self.members):
+            return False
+        trained_on = {f"{d['dataset']}/{d['split']}" for d in metadata.get("training_data") or []}
+        if not set(self.reproduce_training) <= trained_on:
             return False
         if len(declared) > 1 and metadata.get("ensemble_method") != self.ensemble_method:
             return False
@@ -110,9 +115,12 @@ def _entry(task_id: str, raw: Mapping[str, Any]) -> Reported:
         raise ValueError(f"{where}: diagnostics must be among {DIAGNOSTICS}, each a number")
     if not metrics and not diagnostics:
         raise ValueError(f"{where}: an entry needs metrics or diagnostics (enter only figures read in the source)")
+    reproduce_training = raw.get("reproduce_training") or []
+    if not isinstance(reproduce_training, list) or not all(isinstance(t, str) and "/" in t for t in reproduce_training):
+        raise ValueError(f"{where}: reproduce_training is a list of dataset/split")
     return Reported(raw["system"], raw["source"], raw["training_data"], dict(metrics), members,
                     raw.get("ensemble_method"), str(raw.get("note", "")), str(raw.get("parameters", "")),
-                    dict(diagnostics))
+                    dict(diagnostics), tuple(reproduce_training))
 
 
 def load_reported(text: str | None = None) -> dict[str, list[Reported]]:

@@ -302,6 +302,32 @@ def tiny_panns_run(tmp_path_factory: pytest.TempPathFactory):
                               PANNS_DEMO_SETTINGS, progress=False)
 
 
+def split_task(task_id: str, folder: Path, names: Sequence[str]) -> list[Path]:
+    """`task_id` as len(names) folder tasks, each an equal share of its files (in corpus order), to
+    train on several joined (the CLAP paper's Clotho + AudioCaps + WavText5K) or to stand for
+    several splits."""
+    from benchmark.tasks import get_task
+
+    task = get_task(task_id)
+    gt = task.ground_truth
+    captions: dict[str, list[str]] = {}
+    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
+        captions.setdefault(next(iter(gt.relevance[qid])), []).append(text)
+    folders = [folder / name for name in names]
+    share = len(gt.corpus) // len(names)
+    for k, part in enumerate(folders):
+        part.mkdir()
+        files = gt.corpus[k * share:(k + 1) * share]
+        width = max(len(captions[name]) for name in files)
+        rows = [["file_name", *(f"caption_{i}" for i in range(1, width + 1))]]
+        for name in files:
+            os.link(task.audio_path(name), part / name)  # a symlink out of the task folder is refused
+            rows.append([name, *captions[name], *[""] * (width - len(captions[name]))])
+        with open(part / "captions.csv", "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    return folders
+
+
 def reported_member(name: str, **settings) -> dict:
     return {"name": name, "settings": {"size": "full", **settings}}
 

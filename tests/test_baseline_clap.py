@@ -4,12 +4,10 @@ model trained on `demo-train` (as two tasks joined) ranked text-to-audio and aud
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib.util
 import json
 import math
-import os
 import sys
 import types
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MIRROR, chance_map, harness_scores, require_shared
+from conftest import MIRROR, chance_map, harness_scores, require_shared, split_task
 
 from baselines.check import contract_check
 from baselines.config import apply_overrides
@@ -204,30 +202,8 @@ def demo_run(tmp_path_factory):
     require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
-        halves = split_task("demo-train", tmp_path_factory.mktemp("clap-data"))
+        halves = split_task("demo-train", tmp_path_factory.mktemp("clap-data"), ("first", "second"))
         yield train_model(SPEC, halves, None, tmp_path_factory.mktemp("clap") / "run", DEMO, progress=False)
-
-
-def split_task(task_id: str, folder: Path) -> list[Path]:
-    """`task_id` as two folder tasks (the first and second half of its files), to train on both joined,
-    as the paper trains on Clotho + AudioCaps + WavText5K."""
-    task = get_task(task_id)
-    gt = task.ground_truth
-    captions: dict[str, list[str]] = {}
-    for qid, text in zip(gt.query_ids, gt.query_texts, strict=True):
-        captions.setdefault(next(iter(gt.relevance[qid])), []).append(text)
-    halves = [folder / "first", folder / "second"]
-    middle = len(gt.corpus) // 2
-    for half, names in zip(halves, (gt.corpus[:middle], gt.corpus[middle:]), strict=True):
-        half.mkdir()
-        width = max(len(captions[name]) for name in names)
-        rows = [["file_name", *(f"caption_{k}" for k in range(1, width + 1))]]
-        for name in names:
-            os.link(task.audio_path(name), half / name)  # a symlink out of the task folder is refused
-            rows.append([name, *captions[name], *[""] * (width - len(captions[name]))])
-        with open(half / "captions.csv", "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(rows)
-    return halves
 
 
 def _a2t_demo():

@@ -338,4 +338,5 @@ SPEC = BaselineSpec(
     synthetic_system=synthetic_system,
     system_name=system_name,
     inherited_training_data=inherited_training_data,
+    local_files={"htsat_checkpoint": ("HTSAT_AudioSet_Saved_1.ckpt", HTSAT_AUDIOSET_RELEASE)},
 )

@@ -365,4 +365,5 @@ SPEC = BaselineSpec(
     required_assets=required_assets,
     synthetic_system=synthetic_system,
     system_name=system_name,
+    local_files={"audio_checkpoint": (VARIANT_URLS[VARIANT].rsplit("/", 1)[-1], VARIANT_URLS[VARIANT])},
 )

@@ -54,5 +54,7 @@ def make_scheduler(config: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
         lambdas = [lambda step, base=base: warmup_cosine_factor(step / steps_per_epoch, base, config)
                    for base in bases]
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas), "step"
-    raise LarbError(f"schedule={schedule!r} is not plateau, step or warmup-cosine.",
+    if schedule == "constant":  # no scheduler (Pellegrini's AudioCaps pre-training)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), "epoch"
+    raise LarbError(f"schedule={schedule!r} is not plateau, step, warmup-cosine or constant.",
                     fix="use --set schedule=plateau.")
