@@ -134,6 +134,14 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from baselines.cards import card
+    from baselines.registry import get_baseline
+
+    print(card(get_baseline(args.name)), end="")
+    return 0
+
+
 def _cmd_recipe(args: argparse.Namespace) -> int:
     from baselines.recipes import recipes
     from baselines.registry import get_baseline
@@ -182,6 +190,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                       "data is declared too")
     _settings(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("card", help="the paper's settings beside the config keys, their defaults and sources")
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_card)
 
     p = sub.add_parser("recipe", help="the commands that reproduce each reported row the baseline links to")
     p.add_argument("name")

@@ -106,6 +106,22 @@ class ParameterCounts:
         return sum(self.frozen.values()) + self.trainable
 
 
+@dataclass(frozen=True)
+class PaperSetting:
+    """One thing the paper states, beside the setting that holds it (`larb baseline card`).
+
+    `value` is the paper's value in the setting's type, when it has one: the default must equal it
+    unless `differs` says why not (checked by the tests, so a card cannot drift from the code).
+    Without a value the row is a reading (the paper is silent or prose): `note` says whose."""
+
+    paper: str  # what the paper says, in its words
+    where: str  # where it says it (section, table, equation), or the authors' code when the paper is silent
+    key: str = ""  # the setting; "" when the code fixes it (the sample rate, the architecture)
+    value: Any = None
+    differs: str = ""
+    note: str = ""
+
+
 # settings that change where or how fast a run computes, not what it computes
 MACHINE_KEYS = frozenset({"device", "mixed_precision", "num_workers", "retrieval", "eval_batch_size"})
 
@@ -134,6 +150,8 @@ class BaselineSpec:
     required_assets: Callable[[Mapping[str, Any]], list[str]] = field(repr=False)
     synthetic_system: Callable[[Mapping[str, Any]], SyntheticSystem] = field(repr=False)
     system_name: Callable[[Mapping[str, Any]], str] = field(repr=False)
+    # the paper's settings beside the config keys (`larb baseline card`)
+    paper_settings: tuple[PaperSetting, ...] = ()
     # settings that must name a downloaded file at full size (no pinned checksum here): key -> the
     # file's name and where it comes from (recipes pass the name; the user puts the file there)
     local_files: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)

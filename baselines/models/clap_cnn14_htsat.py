@@ -65,7 +65,7 @@ from baselines.encoders.text_towers import TextPooling, TextTower, build_text_to
 from baselines.losses import clap_cross_entropy, same_audio_mask
 from baselines.models.end_to_end import EndToEndHead, EndToEndSettings, EndToEndSystem, fixed_randomness
 from baselines.models.panns_sbert import ENCODERS, PannsBackbone, panns_tagger
-from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
+from baselines.spec import BaselineSpec, PaperSetting, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.errors import LarbError
 
@@ -309,6 +309,35 @@ class ClapSettings(EndToEndSettings):
 
 
 DEFAULTS = ClapSettings()
+DESHMUKH = "Deshmukh et al. 2022"
+PAPER_SETTINGS = (
+    PaperSetting("f(a) = Concat(CNN14(a), HTSAT(a)); 44.1 kHz log-mel, hop 320, window 1024, 64 bins, 50-8000 Hz",
+                 f"{DESHMUKH}, model", note="fixed in the code"),
+    PaperSetting("HTSAT (AudioSet-trained)", f"{DESHMUKH}, model", "htsat_weights", "audioset",
+                 note="the official HTS-AT release, passed by path (no pinned checksum here)"),
+    PaperSetting("random truncation to 20 s for CNN14", f"{DESHMUKH}, model", "cnn14_seconds", 20.0),
+    PaperSetting("random truncation to 10 s for HTSAT", f"{DESHMUKH}, model", "htsat_seconds", 10.0),
+    PaperSetting("RoBERTa", f"{DESHMUKH}, model", "text_encoder", "roberta-base"),
+    PaperSetting("linear projections", f"{DESHMUKH}, model", "projection", "linear"),
+    PaperSetting("joint dimension d = 1024", f"{DESHMUKH}, model", "embed_dim", 1024),
+    PaperSetting("tau initialised to 0.007", f"{DESHMUKH}, model", "temperature_init", 0.007,
+                 note="read as a logit scale of 1/0.007; see the module docstring"),
+    PaperSetting("no cap on the learned temperature is stated", f"{DESHMUKH}, model", "max_logit_scale",
+                 note="CLIP's cap of 100, raised to the initial 142.9"),
+    PaperSetting("audio repeated for each of its captions: every (audio, caption) pair one item",
+                 f"{DESHMUKH}, training", "epoch_unit", "pairs"),
+    PaperSetting("no augmentation is mentioned", f"{DESHMUKH}, training", "spec_augment", False),
+    PaperSetting("Adam", f"{DESHMUKH}, training", "optimizer", "adam"),
+    PaperSetting("learning rate 1e-4", f"{DESHMUKH}, training", "lr", 1e-4),
+    PaperSetting("x0.1 every 20 epochs", f"{DESHMUKH}, training", "lr_step_epochs", 20),
+    PaperSetting("decay factor 0.1", f"{DESHMUKH}, training", "lr_factor", 0.1),
+    PaperSetting("45 epochs", f"{DESHMUKH}, training", "epochs", 45),
+    PaperSetting("batch 128 on 8 GPUs", f"{DESHMUKH}, training", "batch_size", 128,
+                 note="the global batch under a launcher"),
+    PaperSetting("Clotho development + validation, AudioCaps train, the 4,348 described WavText5K rows",
+                 f"{DESHMUKH}, training", note="larb baseline recipe clap-cnn14-htsat; WavText5K builds --option "
+                                            "rows=described by default"),
+)
 MODEL_KEYS = ("size", "text_encoder", "text_pooling", "projection", "embed_dim", "htsat_weights")
 
 
@@ -332,6 +361,7 @@ SPEC = BaselineSpec(
                   "here",
     defaults=DEFAULTS,
     model_keys=MODEL_KEYS,
+    paper_settings=PAPER_SETTINGS,
     build=build,
     parameter_counts=parameter_counts,
     required_assets=required_assets,

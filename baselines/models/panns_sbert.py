@@ -60,7 +60,7 @@ from baselines.models.end_to_end import (
     fixed_randomness,
     trainable_parameter_count,
 )
-from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
+from baselines.spec import BaselineSpec, PaperSetting, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.assets import Asset
 from benchmark.errors import LarbError
@@ -379,6 +379,32 @@ class PannsSbertSettings(EndToEndSettings):
 
 DEFAULTS = PannsSbertSettings()
 MODEL_KEYS = ("size", "loss", "text_encoder", "freeze_audio", "cache_frozen_audio", "joint_dim")
+PARK, CODE = "Park et al. 2023", "authors' code (jiwon3401/DCASE2023_retrieval)"
+PAPER_SETTINGS = (
+    PaperSetting("PANNs Cnn14, ResNet38, Wavegram-Logmel-Cnn14 at 32 kHz, Hann window 1024, 64 mel bins",
+                 f"{PARK}, system", note="one baseline per PANNs model; the front end is fixed in the code"),
+    PaperSetting("consistent performance with the most layers except the projector frozen", f"{PARK}, conclusion",
+                 "freeze_audio", True),
+    PaperSetting("frozen through requires_grad only: the encoder stays in training mode", CODE, "cache_frozen_audio",
+                 False, note="so SpecAugment, dropout and batch-norm statistics act every step"),
+    PaperSetting("SpecAugment frequency and time masks", f"{PARK}, system", "spec_augment", True),
+    PaperSetting("Sentence-BERT", f"{PARK}, system", "text_encoder", note="the paper names no model; the code's "
+                 "all-mpnet-base-v2, frozen"),
+    PaperSetting("projection of both into a joint space", f"{PARK}, system", "joint_dim",
+                 note="the code's MLP 2048 -> 600 -> 300 and Linear 768 -> 300"),
+    PaperSetting("losses: triplet-sum, triplet-max, triplet-weighted, NT-Xent, InfoNCE, InfoNCE + VICReg",
+                 f"{PARK}, Table 1", "loss", note="triplet-weighted by default: the best single model of Table 1"),
+    PaperSetting("NT-Xent and InfoNCE: only the diagonal is positive", CODE, "same_audio_positives", False),
+    PaperSetting("InfoNCE: log-softmax of exp(cosine) / tau, audio to text", CODE, "infonce_exp_similarity", True),
+    PaperSetting("margin 0.2, tau 0.07, VICReg weight 0.4", CODE, "margin", note="temperature 0.07, vicreg_weight 0.4"),
+    PaperSetting("20 epochs", f"{PARK}, training", "epochs", 20),
+    PaperSetting("batch 96", f"{PARK}, training", "batch_size", 96),
+    PaperSetting("learning rate 1e-4", f"{PARK}, training", "lr", 1e-4),
+    PaperSetting("Adam", f"{PARK}, training", "optimizer", "adam"),
+    PaperSetting("ReduceLROnPlateau", f"{PARK}, training", "schedule", "plateau",
+                 note="factor 0.5, patience 5, threshold 0.005 abs, min_lr 1e-6 and gradient clipping 2: the code's"),
+    PaperSetting("clips padded or cut to 30 s", CODE, "clip_seconds", 30.0),
+)
 PAPER = "Park et al., DCASE 2023 Workshop / Task 6b technical report (PANNs + Sentence-BERT, loss zoo, ensembles)"
 LINKS = {"code": "https://github.com/jiwon3401/DCASE2023_retrieval"}
 
@@ -397,6 +423,7 @@ def _spec(encoder: PannsEncoder) -> BaselineSpec:
         training_data="Clotho v2.1 development (paper); any text-to-audio task here",
         defaults=DEFAULTS,
         model_keys=MODEL_KEYS,
+        paper_settings=PAPER_SETTINGS,
         build=_builder(encoder),
         parameter_counts=_counter(encoder),
         required_assets=_assets(encoder),

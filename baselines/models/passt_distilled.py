@@ -45,7 +45,7 @@ from baselines.encoders.passt import VARIANT_URLS, VARIANTS, Passt, PasstConfig,
 from baselines.encoders.text_towers import POOLINGS, TextPooling, TextTower, build_text_tower, text_tower_spec, tokenize
 from baselines.losses import distillation, ntxent, same_audio_mask
 from baselines.models.end_to_end import EndToEndHead, EndToEndSettings, EndToEndSystem, fixed_randomness
-from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem
+from baselines.spec import BaselineSpec, PaperSetting, ParameterCounts, SyntheticSystem
 from baselines.task_features import TaskFeatures
 from benchmark.errors import LarbError
 
@@ -344,6 +344,31 @@ class PasstDistilledSettings(EndToEndSettings):
 
 
 DEFAULTS = PasstDistilledSettings()
+PRIMUS, SALSA = "Primus et al. 2024", "authors' code (OptimusPrimus/salsa)"
+PAPER_SETTINGS = (
+    PaperSetting("PaSST passt_s_p16_s16_128_ap468, no patch overlap", f"{PRIMUS}, model", "audio_checkpoint",
+                 note="the stride-16 release file, passed by path (no pinned checksum here)"),
+    PaperSetting("structured patchout: 15 over time", f"{PRIMUS}, model", "s_patchout_t", 15),
+    PaperSetting("structured patchout: 2 over frequency", f"{PRIMUS}, model", "s_patchout_f", 2),
+    PaperSetting("up to 30 s", f"{PRIMUS}, model", "clip_seconds", 30.0),
+    PaperSetting("cut into non-overlapping 10 s snippets, embeddings averaged", f"{PRIMUS}, model", "tile_seconds",
+                 10.0),
+    PaperSetting("RoBERTa large", f"{PRIMUS}, model", "text_encoder", "roberta-large"),
+    PaperSetting("normalised dot product in the shared space", f"{PRIMUS}, model", "embed_dim",
+                 note="1024-d, the code's"),
+    PaperSetting("temperature constant", f"{PRIMUS}, model", "temperature", note="0.05, the code's"),
+    PaperSetting("stage 1: NT-Xent; stage 2: targets from the members' mean agreement matrices",
+                 f"{PRIMUS}, model", "stage", 1),
+    PaperSetting("batch 64 (PaSST)", f"{PRIMUS}, training", "batch_size", 64),
+    PaperSetting("Adam with PyTorch defaults", f"{PRIMUS}, training", "optimizer",
+                 note="adamw with weight_decay 0, which is Adam (the code's)"),
+    PaperSetting("learning rate not stated", f"{PRIMUS}, training", "lr", note="2e-5, the code's"),
+    PaperSetting("20 epochs", f"{PRIMUS}, training", "epochs", 20),
+    PaperSetting("one warm-up epoch", f"{PRIMUS}, training", "warmup_epochs", 1.0),
+    PaperSetting("then cosine decay of the learning rate", f"{PRIMUS}, training", "schedule", "warmup-cosine",
+                 note="to 1e-7 at epoch 15, the code's"),
+    PaperSetting("captions lower-cased, punctuation removed, 32 tokens, first token", SALSA, "max_text_tokens", 32),
+)
 MODEL_KEYS = ("size", "text_encoder", "text_pooling", "embed_dim", "stage", "distill_from")
 
 SPEC = BaselineSpec(
@@ -360,6 +385,7 @@ SPEC = BaselineSpec(
     training_data="Clotho v2 development (paper's Clotho-only runs); any text-to-audio task here",
     defaults=DEFAULTS,
     model_keys=MODEL_KEYS,
+    paper_settings=PAPER_SETTINGS,
     build=build,
     parameter_counts=parameter_counts,
     required_assets=required_assets,

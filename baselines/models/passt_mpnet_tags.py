@@ -31,7 +31,7 @@ from baselines.encoders.sentence_encoders import TextFeatures, text_encoder_spec
 from baselines.encoders.taggers import TAGGERS, Tagger, TaggerFeatures, tagger_spec
 from baselines.losses import same_audio_mask, triplet_random
 from baselines.models.tags_head import N_TAGS, TagsHead, head_parameter_count
-from baselines.spec import BaselineSpec, ParameterCounts, SyntheticSystem, TrainingHooks
+from baselines.spec import BaselineSpec, PaperSetting, ParameterCounts, SyntheticSystem, TrainingHooks
 from baselines.task_features import TaskFeatures, require_text_to_audio
 from benchmark.errors import LarbError
 from benchmark.tasks import Task
@@ -72,6 +72,32 @@ class PasstMpnetTagsSettings(Settings):
 
 DEFAULTS = PasstMpnetTagsSettings()
 MODEL_KEYS = ("tagger", "text_encoder", "lambda")
+
+PELLEGRINI = "Pellegrini 2022"
+PAPER_SETTINGS = (
+    PaperSetting("PaSST AudioSet tagger, its 527 logits as the audio input", f"{PELLEGRINI}, system", "tagger",
+                 "passt"),
+    PaperSetting("MPNet sentence embedding all-mpnet-base-v2 (768-d, mean of word embeddings)",
+                 f"{PELLEGRINI}, system", "text_encoder", "all-mpnet-base-v2"),
+    PaperSetting("audio: LayerNorm (affine) -> Linear -> l2; text: LayerNorm without affine -> l2",
+                 f"{PELLEGRINI}, system", note="fixed in the code (baselines.models.tags_head)"),
+    PaperSetting("mix lambda * audio + (1 - lambda) * tags, lambda = 0.8 the best", f"{PELLEGRINI}, Fig. 3",
+                 "lambda", 0.8),
+    PaperSetting("triplet loss with random in-batch impostors, margin eta = 0.4", f"{PELLEGRINI}, Eq. 7",
+                 "margin", 0.4),
+    PaperSetting("Adam", f"{PELLEGRINI}, training", "optimizer", "adam"),
+    PaperSetting("learning rate 1e-3", f"{PELLEGRINI}, training", "lr", 1e-3),
+    PaperSetting("batch 128 (smaller and larger tried, 128 best)", f"{PELLEGRINI}, training", "batch_size", 128),
+    PaperSetting("50 epochs", f"{PELLEGRINI}, training", "epochs", 50),
+    PaperSetting("ReduceLROnPlateau on the Clotho validation loss", f"{PELLEGRINI}, training", "schedule", "plateau"),
+    PaperSetting("plateau factor 0.5", f"{PELLEGRINI}, training", "lr_factor", 0.5),
+    PaperSetting("plateau patience 5", f"{PELLEGRINI}, training", "lr_patience", 5),
+    PaperSetting("selection on the Clotho validation split", f"{PELLEGRINI}, training",
+                 note="--val-task defaults to clotho-v2.1/validation when training on clotho-v2.1/development; "
+                      "the paper selected on development-testing itself"),
+    PaperSetting("AudioCaps pre-training: 100 epochs, no scheduler, then Clotho", f"{PELLEGRINI}, Table 1 (-AC)",
+                 note="larb baseline recipe: --set epochs=100 --set schedule=constant, then --init-from"),
+)
 
 
 def audioset_labels() -> list[str]:
@@ -192,6 +218,7 @@ SPEC = BaselineSpec(
     training_data="Clotho v2.1 development (paper); any text-to-audio task here",
     defaults=DEFAULTS,
     model_keys=MODEL_KEYS,
+    paper_settings=PAPER_SETTINGS,
     build=build,
     parameter_counts=parameter_counts,
     required_assets=required_assets,
