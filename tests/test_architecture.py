@@ -22,7 +22,8 @@ BASELINE_LAYERS = (
     ("baselines.inference",),
     ("baselines.models", "baselines.adapters"),
     ("baselines.train",),
-    ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner", "baselines.analysis"),
+    ("baselines.check", "baselines.runner", "baselines.run_record", "baselines.model_runner", "baselines.analysis",
+     "baselines.recipes", "baselines.cards"),
     ("baselines.sweep",),
     ("baselines.cli", "baselines.demo", "baselines.model_cli"),
 )
