@@ -254,7 +254,7 @@ def test_mixed_precision_training_runs_and_keeps_float32_weights(tmp_path, monke
     the log-mel front ends leave autocast, the loss is computed in float32, the weights stay float32."""
     require_shared(MIRROR / "all-MiniLM-L6-v2" / "model.safetensors")
     monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
-    first_half = split_task("demo-train", tmp_path)[0]
+    first_half = split_task("demo-train", tmp_path, ("first", "second"))[0]
     settings = [*DEMO, "epochs=1", "mixed_precision=bf16"]
     result = train_model(SPEC, first_half, None, tmp_path / "run", settings, progress=False)
     record = result.history[0]
