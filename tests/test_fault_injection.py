@@ -28,9 +28,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +82,115 @@ WRAPPER = textwrap.dedent('''
 ''')
 
 
+# A warm process that forks each command instead of starting Python anew: the baseline commands
+# spend most of a cold start importing torch, transformers and accelerate (about 3 s of a 4-6 s
+# run here), and each is run 41 times. The child is the same as a fresh process for what the
+# tests judge: it installs the wrapper's audit hook after the fork, takes the run's environment,
+# working folder and file-size limit, and is killed by SIGKILL like any process. Only modules that
+# read no per-run environment at import are preloaded (not `datasets`, which reads HF_DATASETS_CACHE).
+ZYGOTE = textwrap.dedent('''
+    import json, os, resource, sys, threading
+    WRAPPER = sys.stdin.readline()
+    WRAPPER = json.loads(WRAPPER)
+    for name in sys.argv[1:]:
+        __import__(name)
+    os.write(1, b'{"id": 0, "ready": true}\\n')
+
+    def reap(number, pid):
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        os.write(1, (json.dumps({"id": number, "returncode": code}) + "\\n").encode())
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.chdir(request["cwd"])
+                os.environ.clear()
+                os.environ.update(request["env"])
+                if request["limit"] is not None:
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (request["limit"], request["limit"]))
+                os.dup2(os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+                sys.argv = ["wrapper", *request["argv"]]
+                namespace = {"__name__": "__main__"}
+                try:
+                    exec(compile(WRAPPER, "<wrapper>", "exec"), namespace)
+                    code = 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if "report" in namespace and not int(request["env"].get("LARB_FAULT_AT", "0")):
+                    namespace["report"]()
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.write(1, (json.dumps({"id": request["id"], "pid": pid}) + "\\n").encode())
+        threading.Thread(target=reap, args=(request["id"], pid), daemon=True).start()
+''')
+# what the baseline commands import, loaded once by the zygote
+PRELOAD = ("torch", "torch._dynamo", "torch.fx.experimental.symbolic_shapes", "transformers",
+           "transformers.modeling_utils", "transformers.modeling_layers", "transformers.masking_utils",
+           "transformers.activations", "accelerate", "tabulate", "benchmark.cli", "baselines.cli", "baselines.runner",
+           "baselines.train.loop", "baselines.models.passt_mpnet_tags", "baselines.encoders.mn04",
+           "baselines.encoders.sentence_encoders", "baselines.encoders.taggers")
+
+
+class Zygote:
+    """The test's side of the warm process: start a command, learn its pid, wait for its exit code."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", ZYGOTE, *PRELOAD], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(WRAPPER) + "\n")
+        self.lock = threading.Lock()
+        self.replies: dict[tuple[int, str], Future] = {}
+        self.count = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        self._reply(0, "ready").result(timeout=300)  # preloaded: a run's duration is the command's own
+
+    def _reply(self, number: int, kind: str) -> Future:
+        with self.lock:
+            return self.replies.setdefault((number, kind), Future())
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            reply = json.loads(line)
+            kind = next(k for k in ("pid", "returncode", "ready") if k in reply)
+            self._reply(reply["id"], kind).set_result(reply[kind])
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], stderr: Path, limit: int | None,
+            after: float | None, timeout: float) -> int:
+        """The exit code of `argv` (negative: killed by that signal), killed after `after` seconds."""
+        with self.lock:
+            self.count += 1
+            number = self.count
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps({"id": number, "argv": argv, "cwd": str(cwd), "env": env,
+                                                 "stderr": str(stderr), "limit": limit}) + "\n")
+        pid = self._reply(number, "pid").result(timeout=60)
+        done = self._reply(number, "returncode")
+        try:
+            return done.result(timeout=after if after is not None else timeout)
+        except FutureTimeout:
+            os.kill(pid, signal.SIGKILL)
+            return done.result(timeout=60)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
 @dataclass
 class Scenario:
     """One writing command: how to set up its workspace, run it, and judge what it left."""
@@ -90,6 +201,7 @@ class Scenario:
     state: Callable[[Path], str]  # "old", "new" or "none" (no output yet); AssertionError on a mix
     output: Callable[[Path], Path]  # the output whose folder must hold no stray files
     env: Callable[[Path], dict[str, str]] = lambda root: {}
+    zygote: Zygote | None = None  # a warm process to fork the command from (set by the fixture)
 
 
 def run(scenario: Scenario, root: Path, *, at: int = 0, after: float | None = None, limit_bytes: int | None = None,
@@ -100,6 +212,12 @@ def run(scenario: Scenario, root: Path, *, at: int = 0, after: float | None = No
     env = {**os.environ, "LARB_FAULT_ROOT": str(root), "LARB_FAULT_AT": str(at), "LARB_FAULT_COUNT": str(count_file),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TQDM_DISABLE": "1", **scenario.env(root)}
     env.pop("LARB_DEBUG", None)
+
+    if scenario.zygote is not None:
+        stderr = root.parent / f"{root.name}.stderr"
+        code = scenario.zygote.run(scenario.argv(root), root, env, stderr, limit_bytes, after, timeout)
+        events = int(count_file.read_text()) if at == 0 and after is None and count_file.exists() else 0
+        return code, stderr.read_text(), events
 
     def limit() -> None:
         if limit_bytes is not None:
@@ -422,13 +540,22 @@ def warm_encoders(warm_cache: Path, tmp_path_factory: pytest.TempPathFactory) ->
         yield
 
 
+@pytest.fixture(scope="module")
+def zygote(warm_encoders: None) -> Iterator[Zygote]:
+    warm = Zygote({**os.environ, "LARB_ASSETS_MIRROR": str(MIRROR), "TQDM_DISABLE": "1",
+                   "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    yield warm
+    warm.close()
+
+
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest, warm_cache: Path, loopback: tuple[str, bytes],
              monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    made = scenario_by_name(request.param, loopback)
     if request.param in NEEDS_MIRROR:
-        request.getfixturevalue("warm_encoders")
         monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
-    return scenario_by_name(request.param, loopback)
+        made.zygote = request.getfixturevalue("zygote")
+    return made
 
 
 def template(scenario: Scenario, tmp_path: Path) -> Path:
