@@ -96,10 +96,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def training_summary(result) -> str:
     """What a person wants at the end of a run: how far it got, the best epoch and where it is."""
     best, last = result.best, result.history[-1]
-    stop = (f"stopped early after epoch {last['epoch']} (no better validation mAP@10 for "
+    score = "validation mAP@10" if result.selected == "val_mAP@10" else "validation R@1 + R@5 + R@10"
+    stop = (f"stopped early after epoch {last['epoch']} (no better {score} for "
             f"{last['epoch'] - best['epoch']} epochs)" if result.stopped_early else f"trained {last['epoch']} epochs")
-    return (f"{stop}\nbest: epoch {best['epoch']}, validation mAP@10 {best['val_mAP@10']:.4f}, validation loss "
-            f"{best['val_loss']:.4f}\ncheckpoint: {result.best_checkpoint}\n"
+    chosen = "" if result.selected == "val_mAP@10" else f", {score} {best[result.selected]:.4f}"
+    return (f"{stop}\nbest: epoch {best['epoch']}{chosen}, validation mAP@10 {best['val_mAP@10']:.4f}, validation "
+            f"loss {best['val_loss']:.4f}\ncheckpoint: {result.best_checkpoint}\n"
             f"per-epoch log: {result.best_checkpoint.parent / 'log.jsonl'}")
 
 
@@ -143,7 +145,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_recipe(args: argparse.Namespace) -> int:
-    from baselines.recipes import recipes
+    from baselines.recipes import data_text, recipes
     from baselines.registry import get_baseline
 
     spec = get_baseline(args.name)
@@ -151,9 +153,11 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
     if not found:
         print(f"no reported row links {spec.name} (benchmark/data/reported.yaml).")
         return 0
-    print(f"# {len(found)} reported rows link {spec.name}; each block reproduces one (runs and data are shared "
-          "between blocks: a repeated step is a no-op)\n")
-    print("\n\n".join(recipe.text() for recipe in found))
+    print(f"# {len(found)} reported rows link {spec.name}. First the data, each split built and exported "
+          "once:\n" + data_text([s for recipe in found for s in recipe.sources]))
+    print("\n# Then one block per row; blocks share runs and submissions by what they are (a repeated "
+          "'baseline train' resumes a finished run: a no-op)\n")
+    print("\n\n".join(recipe.text(with_data=False) for recipe in found))
     return 0
 
 

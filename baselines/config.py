@@ -30,6 +30,8 @@ Size = Literal["full", "tiny"]
 Optimizer = Literal["adam", "adamw"]
 Schedule = Literal["plateau", "step", "warmup-cosine", "constant"]
 EpochUnit = Literal["pairs", "clips"]
+# what selects best.pt: validation mAP@10, or R@1 + R@5 + R@10 (Mei et al.; Tourbabin and Ben-Hur)
+Selection = Literal["mAP@10", "recall-sum"]
 ThresholdMode = Literal["abs", "rel"]
 Retrieval = Literal["chunked", "faiss", "faiss-hnsw", "faiss-ivf"]
 

@@ -1,7 +1,7 @@
 """Using trained (or zero-shot) models: load them from checkpoints, embed a task, rank it.
 
 Below the models and the training loops: a model that learns from others (distilled PaSST)
-loads its teachers here, and the loops validate with `retrieval_map`."""
+loads its teachers here, and the loops validate with `retrieval_scores`."""
 
 from __future__ import annotations
 
@@ -41,11 +41,16 @@ def embed(head: nn.Module, features: TaskFeatures, device: torch.device | str = 
     return torch.cat(queries).numpy(), torch.cat(corpus).numpy()
 
 
-def retrieval_map(head: nn.Module, features: TaskFeatures, device: torch.device | str = "cpu") -> float:
-    """mAP@10 of the head's top-10 ranking on `features`, by the harness's metric definitions."""
+VALIDATION_METRICS = ("mAP@10", "R@1", "R@5", "R@10")
+
+
+def retrieval_scores(head: nn.Module, features: TaskFeatures, device: torch.device | str = "cpu"
+                     ) -> dict[str, float]:
+    """mAP@10 and R@1/5/10 of the head's top-10 ranking on `features`, by the harness's definitions."""
     queries, corpus = embed(head, features, device)
     _, ranking = top_k(queries, corpus, K)
-    return float(per_query_scores(ranking, judgements_for(features.ground_truth))["mAP@10"].mean())
+    scores = per_query_scores(ranking, judgements_for(features.ground_truth))
+    return {name: float(scores[name].mean()) for name in VALIDATION_METRICS}
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def load_member(member: Member, overrides: Sequence[str] = (), progress: bool = 
     if spec.name != payload["baseline"]:
         raise LarbError(f"this checkpoint is of baseline {payload['baseline']!r}, not {spec.name!r}.", path=path,
                         fix="drop the baseline name, or pass a checkpoint of that baseline.")
-    saved = payload["config"]
+    saved = spec.saved_config(payload["config"])
     config = apply_overrides(spec.defaults.updated(saved, path=path), settings)
     changed = [k for k in spec.model_keys if config[k] != saved.get(k, spec.defaults[k])]
     if changed:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from baselines.registry import get_baseline
+from benchmark.errors import LarbError
 from benchmark.reported import Reported, load_reported
 from benchmark.tasks import TASKS
 
@@ -78,7 +79,8 @@ def evaluation_source(task_id: str) -> Source:
     """The split whose exported folder holds the test task's audio."""
     built = TASKS[task_id].built_from
     if built is None:
-        raise ValueError(f"task {task_id} is built from no dataset split")
+        raise LarbError(f"task {task_id} is built from no dataset split, so a recipe cannot export its audio.",
+                        fix="link reported rows to the task its split backs (e.g. clotho-v2.1/evaluation).")
     return Source(*built)
 
 
@@ -94,13 +96,20 @@ class Recipe:
     submission: str
     downloads: tuple[str, ...] = ()  # files to put in the working folder first (not downloadable here)
 
-    def text(self) -> str:
-        """The recipe as shell lines, the data steps first (each split once)."""
+    def text(self, with_data: bool = True) -> str:
+        """The recipe as shell lines: the data steps (unless printed once for several recipes:
+        `data_text`), then the model steps."""
         lines = [f"# {self.task}: {self.system} ({self.source})"]
         lines += [f"# first download {what} (no pinned checksum here)" for what in self.downloads]
-        lines += ["larb " + shlex.join(command) for s in self.sources for command in s.commands()]
+        lines += data_text(self.sources).splitlines() if with_data else []
         lines += ["larb " + shlex.join(step) for step in self.steps]
         return "\n".join(lines)
+
+
+def data_text(sources: Sequence[Source]) -> str:
+    """Each split's build and export, once (a second build into the same folder is refused)."""
+    unique = list(dict.fromkeys(sources))
+    return "\n".join("larb " + shlex.join(command) for source in unique for command in source.commands())
 
 
 @dataclass
@@ -129,7 +138,9 @@ class _Builder:
         command += ["--val-task", self.use(val) if val is not None else "holdout"]
         if init_from is not None:
             command += ["--init-from", init_from]
-        run = "runs/" + _name(name, command[3:], settings)
+        defaults = get_baseline(name).defaults
+        named = [s for s in settings if _text(defaults[s.split("=", 1)[0]]) != s.split("=", 1)[1]]
+        run = "runs/" + _name(name, command[3:], named)  # seed=0 and no seed are one run
         files = [f"{key}={file}" for key, (file, _) in get_baseline(name).local_files.items()]
         command += ["--output", run, *(a for s in (*settings, *files, *self.extra) for a in ("--set", s))]
         self.steps.append(tuple(command))
@@ -144,8 +155,8 @@ class _Builder:
         if wanted.get("lambda") == 0.0 and name == "passt-mpnet-tags":
             return None  # tags only: no learnable parameter
         init = None
-        if "audiocaps/train" in self.entry.reproduce_training:
-            pretrained = self.train(name, [*settings, *PRETRAINING_SETTINGS], (AUDIOCAPS_TRAIN,), None)
+        if "audiocaps/train" in (self.entry.reproduce_training or ()):
+            pretrained = self.train(name, [*settings, *PRETRAINING_SETTINGS], (AUDIOCAPS_TRAIN,), AUDIOCAPS_VAL)
             init = f"{pretrained}/best.pt"
         if wanted.get("stage") == 2:
             first = self.train(name, [*(s for s in settings if not s.startswith("stage=")), "stage=1"],

@@ -53,8 +53,9 @@ def _versions() -> dict[str, str]:
 
 
 def run_inputs(spec: BaselineSpec, config: Mapping[str, Any], train_tasks: Sequence[Task],
-               val_task: Task | None) -> dict[str, Any]:
-    """Everything a resumed run must share with the run it continues."""
+               val_task: Task | None, init_from: Path | None = None) -> dict[str, Any]:
+    """Everything a resumed run must share with the run it continues (with `--init-from`, the
+    checkpoint it started from)."""
     def task(t: Task) -> dict[str, str]:
         return {"id": t.id, "ground_truth_sha256": t.ground_truth.sha256}
 
@@ -64,13 +65,13 @@ def run_inputs(spec: BaselineSpec, config: Mapping[str, Any], train_tasks: Seque
         "val_task": task(val_task) if val_task is not None else None,
         "weights_files": weights_file_digests(config),
         "assets": {name: assets.get(name).checksum for name in spec.required_assets(config)},
-    }
+    } | ({"init_from": {"path": str(init_from), "sha256": file_sha256(init_from)}} if init_from is not None else {})
 
 
 def write_run_record(folder: Path, spec: BaselineSpec, config: Mapping[str, Any], train_tasks: Sequence[Task],
-                     val_task: Task | None) -> Path:
+                     val_task: Task | None, init_from: Path | None = None) -> Path:
     """Write `folder/run.json`; refuse a folder whose run started from other inputs."""
-    inputs = run_inputs(spec, config, train_tasks, val_task)
+    inputs = run_inputs(spec, config, train_tasks, val_task, init_from)
     path = folder / RECORD
     if path.exists():
         before = json.loads(path.read_text("utf-8")).get("inputs")

@@ -59,16 +59,21 @@ def _training_tasks(train_tasks: str | Path | Sequence[str | Path]) -> list[Task
     return tasks
 
 
+def init_checkpoint(source: Path) -> Path:
+    """The checkpoint `--init-from` names: a run folder's best.pt, or the file given."""
+    return source / "best.pt" if source.is_dir() else source
+
+
 def initialise_from(spec: BaselineSpec, system, config, source: Path) -> list[dict[str, str]]:
     """Start from the weights of an earlier run of the same model (`--init-from`: Pellegrini's
     AudioCaps pre-training, then Clotho). Returns that run's training data, which the new run
     declares too, so a fine-tuned model can never hide what it was pre-trained on."""
-    path = source / "best.pt" if source.is_dir() else source
+    path = init_checkpoint(source)
     payload = checkpoint.load(path)
     if payload["baseline"] != spec.name:
         raise LarbError(f"--init-from is a checkpoint of {payload['baseline']!r}, not {spec.name!r}.", path=path,
                         fix=f"pass a run of {spec.name}.")
-    saved = spec.defaults.updated(payload["config"], path=path)
+    saved = spec.defaults.updated(spec.saved_config(payload["config"]), path=path)
     changed = [k for k in spec.model_keys if saved[k] != config[k]]
     if changed:
         raise LarbError(f"--init-from has {changed[0]}={saved[changed[0]]!r}, this run {config[changed[0]]!r}.",
@@ -117,7 +122,8 @@ def train_baseline(name: str | BaselineSpec, train_tasks: str | Path | Sequence[
                         f"{VALIDATION_DEPTH}.", fix="pass a larger --val-task, or raise --set val_fraction.")
     folder = Path(output) if output is not None else default_run_folder(spec.name, tasks)
     if distributed.is_main_process():  # one writer under a launcher; the others only train
-        write_run_record(folder, spec, config, tasks, validation)
+        write_run_record(folder, spec, config, tasks, validation,
+                         init_checkpoint(Path(init_from)) if init_from is not None else None)
     return train(spec, system, train_features, val_features, training_data, folder, progress, patience)
 
 

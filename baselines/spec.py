@@ -32,7 +32,8 @@ class System(Protocol):
 
     config: Mapping[str, Any]
     head: nn.Module
-    end_to_end: bool  # True: encoders inside the head are fine-tuned; False: a head on cached features
+    end_to_end: bool  # True: the encoders run inside the head every step (fine-tuned, or frozen with
+    # augmentation in the loop); False: a head on cached features
     clips: ClipStore | None  # reads audio by clip id per step when features hold clip ids
 
     @property
@@ -155,13 +156,22 @@ class BaselineSpec:
     # settings that must name a downloaded file at full size (no pinned checksum here): key -> the
     # file's name and where it comes from (recipes pass the name; the user puts the file there)
     local_files: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
+    # a checkpoint's configuration written before later settings existed, made to say what that
+    # run did in today's settings (`saved_config`); the identity when nothing changed
+    upgrade_saved: Callable[[Mapping[str, Any]], dict[str, Any]] = field(repr=False, default=dict)
     # training data that comes with the initial weights (a run declares it beside its tasks')
     inherited_training_data: Callable[[Mapping[str, Any]], list[dict[str, str]]] = field(
         repr=False, default=lambda config: [])
 
+    def saved_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint's configuration in today's settings (older ones are upgraded)."""
+        return self.upgrade_saved(saved)
+
     def declared_settings(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """What a submission says this run was: every setting but where and how fast it ran."""
-        return {k: config[k] for k in self.defaults if k not in MACHINE_KEYS}
+        """What a submission says this run was: every setting but where and how fast it ran, and
+        not the local paths of weight files (their checksums are in the run's run.json)."""
+        return {k: config[k] for k in self.defaults
+                if k not in MACHINE_KEYS and (k in self.model_keys or not k.endswith("_checkpoint"))}
 
     def declaration(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON-able declaration, with parameter counts computed for `config`."""

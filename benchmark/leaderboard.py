@@ -125,7 +125,8 @@ def figure(value: float | None) -> str:
 
 
 def published(value: float | None) -> str:
-    """A published figure with no digit it did not have (0.061 stays 0.061, not 0.0610)."""
+    """A published figure with no digit it did not have (0.061 stays 0.061, not 0.0610); a printed
+    trailing zero is not kept either (0.260 shows as 0.26): the file stores numbers."""
     return "" if value is None else f"{value:g}"
 
 

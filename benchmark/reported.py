@@ -1,11 +1,12 @@
 """Figures the baselines' papers reported (`data/reported.yaml`), and which runs here reproduce them.
 
 A reported entry may say which registered baseline configuration it is (`reproduce`: one member
-per model, each a baseline name and the model settings that must hold, plus the ensemble method
-when there are several). A submission written by `larb baseline run|ensemble` declares the same
-(`baselines` in its metadata), so the leaderboard can put the best reproduced run beside the
-published figure without anyone copying numbers by hand. Training data is not matched: the
-reproduced run's own training data is in its row of the rescored table.
+per model, each a baseline name and the settings that must hold, plus the ensemble method when
+there are several) and, with `reproduce_training`, the exact training data (pre-training and
+selection splits included). A submission written by `larb baseline run|ensemble` declares the
+same (`baselines` and `training_data` in its metadata), so the leaderboard can put the best
+reproduced run beside the published figure without anyone copying numbers by hand. Without
+`reproduce_training` the training data is not matched: it is in the run's rescored row.
 
 Figures on a test set whose ground truth is not public (the DCASE 2022 challenge evaluation set)
 belong to a reported-only task (`REPORTED_ONLY_TASKS`): shown on the board, never mixed with a
@@ -66,8 +67,9 @@ class Reported:
     note: str = ""  # how to read the figures (a definition, a different test set size, an open split)
     parameters: str = ""  # the parameter count as the paper prints it
     diagnostics: dict[str, float] = field(default_factory=dict)
-    # "dataset/split"s a reproducing run must declare among its training data (pre-training)
-    reproduce_training: tuple[str, ...] = ()
+    # the exact "dataset/split"s a reproducing run declares as training data (pre-training and
+    # selection splits included); None: not checked
+    reproduce_training: tuple[str, ...] | None = None
 
     def reproduced_by(self, metadata: Mapping[str, Any]) -> bool:
         """Whether a submission's declared baselines are this configuration (members in any order)."""
@@ -75,7 +77,7 @@ class Reported:
         if not self.members or len(declared) != len(self.members):
             return False
         trained_on = {f"{d['dataset']}/{d['split']}" for d in metadata.get("training_data") or []}
-        if not set(self.reproduce_training) <= trained_on:
+        if self.reproduce_training is not None and trained_on != set(self.reproduce_training):
             return False
         if len(declared) > 1 and metadata.get("ensemble_method") != self.ensemble_method:
             return False
@@ -115,12 +117,13 @@ def _entry(task_id: str, raw: Mapping[str, Any]) -> Reported:
         raise ValueError(f"{where}: diagnostics must be among {DIAGNOSTICS}, each a number")
     if not metrics and not diagnostics:
         raise ValueError(f"{where}: an entry needs metrics or diagnostics (enter only figures read in the source)")
-    reproduce_training = raw.get("reproduce_training") or []
-    if not isinstance(reproduce_training, list) or not all(isinstance(t, str) and "/" in t for t in reproduce_training):
+    reproduce_training = raw.get("reproduce_training")
+    if reproduce_training is not None and (not isinstance(reproduce_training, list) or not all(
+            isinstance(t, str) and "/" in t for t in reproduce_training)):
         raise ValueError(f"{where}: reproduce_training is a list of dataset/split")
     return Reported(raw["system"], raw["source"], raw["training_data"], dict(metrics), members,
                     raw.get("ensemble_method"), str(raw.get("note", "")), str(raw.get("parameters", "")),
-                    dict(diagnostics), tuple(reproduce_training))
+                    dict(diagnostics), None if reproduce_training is None else tuple(reproduce_training))
 
 
 def load_reported(text: str | None = None) -> dict[str, list[Reported]]:

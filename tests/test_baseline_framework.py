@@ -202,24 +202,24 @@ def test_training_learns_and_keeps_the_best_checkpoint(tmp_path):
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 8
     head = _system(["epochs=8"]).head
     head.load_state_dict(best["head"])
-    assert training.retrieval_map(head, _learnable(20, 2, "v")) == pytest.approx(max(maps))
+    assert training.retrieval_scores(head, _learnable(20, 2, "v"))["mAP@10"] == pytest.approx(max(maps))
 
 
 def test_an_interrupted_run_resumes_exactly(tmp_path, monkeypatch):
     straight = _train(tmp_path / "straight", ["epochs=5"])
-    real_map = training.retrieval_map
+    real_scores = training.retrieval_scores
     calls = {"n": 0}
 
     def crash_in_epoch_three(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real_map(*args, **kwargs)
+        return real_scores(*args, **kwargs)
 
-    monkeypatch.setattr(training, "retrieval_map", crash_in_epoch_three)
+    monkeypatch.setattr(training, "retrieval_scores", crash_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "resumed", ["epochs=5"])
-    monkeypatch.setattr(training, "retrieval_map", real_map)
+    monkeypatch.setattr(training, "retrieval_scores", real_scores)
     resumed = _train(tmp_path / "resumed", ["epochs=5"])
     assert resumed.history == straight.history
     a = torch.load(straight.best_checkpoint, weights_only=True)["head"]
@@ -231,7 +231,8 @@ def test_patience_stops_once_validation_stops_improving_and_the_summary_says_so(
     from baselines.cli import training_summary
 
     scores = iter([0.2, 0.5, 0.4, 0.5, 0.3, 0.9, 0.9])  # best at epoch 2, then three epochs not better
-    monkeypatch.setattr(training, "retrieval_map", lambda *args, **kwargs: next(scores))
+    monkeypatch.setattr(training, "retrieval_scores",
+                        lambda *args, **kwargs: {"mAP@10": next(scores), "R@1": 0.0, "R@5": 0.0, "R@10": 0.0})
     result = training.train(SPEC, _system(["epochs=7"]), _learnable(60, 1, "t"), _learnable(20, 2, "v"),
                             [{"dataset": "synthetic", "split": "train"}], tmp_path, progress=False, patience=3)
     assert result.stopped_early and [r["epoch"] for r in result.history] == [1, 2, 3, 4, 5]

@@ -220,3 +220,21 @@ def test_tiny_fine_tuned_model_learns_the_demo_task(demo_run, tmp_path, monkeypa
     assert metadata["training_log"] == "training_log.jsonl"
     assert training_history(load_submission(folder)) == [
         {k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_mAP@10")} for r in history]
+
+
+def test_a_checkpoint_from_before_cache_frozen_audio_loads_as_the_cached_run_it_was(tmp_path, monkeypatch):
+    """Then freeze_audio=true meant cached embeddings and same-clip captions were NT-Xent positives."""
+    from baselines import checkpoint
+    from baselines.inference import load_member
+
+    monkeypatch.setenv("LARB_ASSETS_MIRROR", str(MIRROR))
+    config = apply_overrides(DEFAULTS, [*TINY, "cache_frozen_audio=true", "spec_augment=false", "loss=ntxent"])
+    system = SPEC.build(config, "cpu", False)
+    old = {k: v for k, v in dict(config).items() if k not in ("cache_frozen_audio", "same_audio_positives")}
+    old["spec_augment"] = True  # the old default, which had no effect on cached embeddings
+    path = tmp_path / "best.pt"
+    checkpoint.save(path, {"baseline": SPEC.name, "config": old, "head": system.head.state_dict(),
+                           "training_data": [{"dataset": "demo", "split": "train"}], "epoch": 1, "validation": {}})
+    loaded = load_member(Member(path, SPEC), progress=False)
+    assert loaded.system.frozen_backbone is not None and loaded.system.head.backbone is None
+    assert loaded.system.config["same_audio_positives"] and not loaded.system.config["spec_augment"]

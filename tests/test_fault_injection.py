@@ -182,7 +182,8 @@ class Zygote:
         try:
             return done.result(timeout=after if after is not None else timeout)
         except FutureTimeout:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                os.kill(pid, signal.SIGKILL)
             return done.result(timeout=60)
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ TINY = {
     "clap-cnn14-htsat": ["size=tiny", "text_encoder=all-MiniLM-L6-v2", "text_pooling=mean", "htsat_checkpoint=none",
                          "cnn14_seconds=2", "htsat_seconds=1", "eval_seconds=2", "embed_dim=32", "batch_size=16",
                          "epoch_unit=clips", *COMMON],
+    "resnet38-bert-ntxent": ["size=tiny", "text_encoder=tiny-roberta", "clip_seconds=1", "batch_size=32",
+                             "joint_dim=16", *COMMON],  # a random word-hashing tower: the commands, not learning
     "passt-distilled": ["size=tiny", "text_encoder=all-MiniLM-L6-v2", "text_pooling=mean", "clip_seconds=2",
                         "tile_seconds=1", "audio_checkpoint=none", "batch_size=16", "epoch_unit=clips",
                         "warmup_epochs=0.5", *COMMON],
@@ -64,6 +66,20 @@ def test_the_recipes_follow_the_papers_protocols():
     assert "--audio tasks/clotho-evaluation" in a2t.text() and "HTSAT_AudioSet_Saved_1.ckpt" in a2t.text()
     distilled = [r for r in recipes("passt-distilled") if any("stage=2" in step for step in r.steps)]
     assert distilled and all("stage=1" in r.steps[0] and "distill_from=" in " ".join(r.steps[1]) for r in distilled)
+
+
+@pytest.mark.parametrize("baseline", sorted(TINY))
+def test_every_printed_line_is_a_command_larb_accepts_and_each_split_is_built_once(baseline, run_cli):
+    from benchmark.cli import build_parser
+
+    code, out, _ = run_cli("baseline", "recipe", baseline)
+    commands = [shlex.split(line)[1:] for line in out.splitlines() if line.startswith("larb ")]
+    assert code == 0 and commands
+    parser = build_parser()
+    for command in commands:
+        parser.parse_args(command)  # argparse exits (SystemExit) on a flag the CLI does not take
+    outputs = [c[c.index("--output") + 1] for c in commands if c[:2] == ["data", "build"]]
+    assert outputs and len(outputs) == len(set(outputs))  # a second build into one folder would be refused
 
 
 @pytest.fixture(scope="module")

@@ -155,3 +155,22 @@ def test_the_challenge_evaluation_set_is_never_mixed_with_clotho_evaluation():
     with pytest.raises(ValueError, match="neither registered tasks"):
         load_reported(yaml.safe_dump({"dcase2022/eval": [{"system": "x", "source": "s", "training_data": "t",
                                                           "metrics": {"mAP@10": 0.2}}]}))
+
+
+def test_a_row_pinned_to_its_training_data_matches_only_runs_with_exactly_that_data():
+    rows = {e.system: e for e in load_reported()["clotho-v2.1/evaluation"]}
+    plain, pretrained = rows["PaSST-MPNet-tags (lambda 0.8, margin 0.4)"], rows[
+        "PaSST-MPNet-tags-AC (AudioCaps pre-training, then Clotho)"]
+    member = [_member("passt-mpnet-tags", tagger="passt", text_encoder="all-mpnet-base-v2", margin=0.4)]
+    member[0]["settings"]["lambda"] = 0.8
+
+    def run(*splits: str) -> dict:
+        return {"baselines": member, "training_data": [dict(zip(("dataset", "split"), s.rsplit("/", 1), strict=True))
+                                                       for s in splits]}
+
+    clotho = ("clotho-v2.1/development", "clotho-v2.1/validation")
+    assert plain.reproduced_by(run(*clotho)) and not pretrained.reproduced_by(run(*clotho))
+    with_audiocaps = run("audiocaps/train", "audiocaps/val", *clotho)
+    assert pretrained.reproduced_by(with_audiocaps) and not plain.reproduced_by(with_audiocaps)
+    margin = rows["PaSST-MPNet-tags, margin 1.0"]
+    assert not margin.reproduced_by(run(*clotho))  # margin 0.4 is not the ablation's 1.0

@@ -86,6 +86,11 @@ TEXT_TOWERS: dict[str, TextTowerSpec] = {spec.name: spec for spec in (
         "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "hidden_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 2, "intermediate_size": 128, "initializer_range": 0.2},
         "test-sized RoBERTa, random weights (initialised wide enough that the first token depends on the words)"),
+    TextTowerSpec("bert-base-uncased", "google-bert/bert-base-uncased", {
+        "vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "pad_token_id": 0}, "Devlin et al. 2019, BERT base uncased (110 M with pooler); [CLS] is the first token",
+        model_type="bert"),
     TextTowerSpec("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", {
         "vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
         "intermediate_size": 1536, "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,

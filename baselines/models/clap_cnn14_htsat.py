@@ -334,6 +334,9 @@ PAPER_SETTINGS = (
     PaperSetting("45 epochs", f"{DESHMUKH}, training", "epochs", 45),
     PaperSetting("batch 128 on 8 GPUs", f"{DESHMUKH}, training", "batch_size", 128,
                  note="the global batch under a launcher"),
+    PaperSetting("45 epochs on all the training data; no model selection is described", f"{DESHMUKH}, training",
+                 note="deviation: the loop selects best.pt on a held-out 10 % (val_fraction); last.pt is the "
+                      "45th epoch"),
     PaperSetting("Clotho development + validation, AudioCaps train, the 4,348 described WavText5K rows",
                  f"{DESHMUKH}, training", note="larb baseline recipe clap-cnn14-htsat; WavText5K builds --option "
                                             "rows=described by default"),
@@ -362,6 +365,7 @@ SPEC = BaselineSpec(
     defaults=DEFAULTS,
     model_keys=MODEL_KEYS,
     paper_settings=PAPER_SETTINGS,
+    upgrade_saved=lambda saved: {"htsat_weights": "laion-clap", **saved},  # the only HTSAT weights read before
     build=build,
     parameter_counts=parameter_counts,
     required_assets=required_assets,

@@ -154,7 +154,7 @@ class EndToEndSystem(TrainingHooks):
     config: Settings
     head: nn.Module
     clips: ClipStore | None = None
-    end_to_end = True  # the training loop fine-tunes the encoders inside the head
+    end_to_end = True  # the training loop runs the encoders inside the head (fine-tuning them unless frozen)
 
     @property
     def needs_training(self) -> bool:

@@ -101,8 +101,12 @@ class PannsBackbone(nn.Module):
     every parameter left takes part in the output.
     """
 
-    def __init__(self, tagger: panns.PannsTagger, use_fc1: bool = False, spec_augment: bool = True) -> None:
+    def __init__(self, tagger: panns.PannsTagger, use_fc1: bool = False, spec_augment: bool = True,
+                 pooling: str = "max+mean") -> None:
         super().__init__()
+        if pooling not in ("max+mean", "max"):
+            raise LarbError(f"pooling={pooling!r} is not max+mean or max.", fix="use --set pooling=max.")
+        self.pooling = pooling
         del tagger.fc_audioset
         if not use_fc1:
             del tagger.fc1
@@ -122,7 +126,7 @@ class PannsBackbone(nn.Module):
         if self.spec_augment is not None:
             x = self.spec_augment(x)
         x = t._trunk(x, waveform).mean(dim=3)
-        x = x.amax(dim=2) + x.mean(dim=2)
+        x = x.amax(dim=2) + x.mean(dim=2) if self.pooling == "max+mean" else x.amax(dim=2)
         if self.use_fc1:
             x = F.relu(t.fc1(F.dropout(x, 0.5, training=self.training)))
             x = F.dropout(x, 0.5, training=self.training)
@@ -409,6 +413,17 @@ PAPER = "Park et al., DCASE 2023 Workshop / Task 6b technical report (PANNs + Se
 LINKS = {"code": "https://github.com/jiwon3401/DCASE2023_retrieval"}
 
 
+def upgrade_saved(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint from before `cache_frozen_audio`: then freeze_audio=true meant cached
+    embeddings (no augmentation could act) and NT-Xent / InfoNCE took every same-clip caption as
+    a positive."""
+    if "cache_frozen_audio" in saved:
+        return dict(saved)
+    cached = bool(saved.get("freeze_audio", False))
+    return {**saved, "cache_frozen_audio": cached, "same_audio_positives": True,
+            "spec_augment": bool(saved.get("spec_augment", True)) and not cached}
+
+
 def _spec(encoder: PannsEncoder) -> BaselineSpec:
     return BaselineSpec(
         name=f"panns-sbert-{encoder.key}",
@@ -424,6 +439,7 @@ def _spec(encoder: PannsEncoder) -> BaselineSpec:
         defaults=DEFAULTS,
         model_keys=MODEL_KEYS,
         paper_settings=PAPER_SETTINGS,
+        upgrade_saved=upgrade_saved,
         build=_builder(encoder),
         parameter_counts=_counter(encoder),
         required_assets=_assets(encoder),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from baselines import checkpoint
-from baselines.inference import retrieval_map
+from baselines.inference import retrieval_scores
 from baselines.spec import BaselineSpec, System
 from baselines.task_features import TaskFeatures
 from baselines.train.batches import batches, epoch_order, loader, mean_loss
@@ -45,10 +45,11 @@ class TrainResult:
     best_checkpoint: Path
     history: list[dict[str, Any]]
     stopped_early: bool = False
+    selected: str = "val_mAP@10"  # the log field that selected best.pt
 
     @property
     def best(self) -> dict[str, Any]:
-        return max(self.history, key=lambda record: record["val_mAP@10"])
+        return max(self.history, key=lambda record: record[self.selected])
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -102,10 +103,11 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
     workers = config["num_workers"] if streamed else 0
     val_pairs = val_features.pairs()
     val_batches = batches(val_pairs, torch.arange(len(val_pairs[0])), batch_size, False)
-    best = max((r["val_mAP@10"] for r in history), default=-1.0)
+    selected = selection_key(config)
+    best = max((r[selected] for r in history), default=-1.0)
     for epoch in range(len(history), config["epochs"]):
-        if patience is not None and epochs_without_improvement(history) >= patience:
-            return TrainResult(output / "best.pt", history, stopped_early=True)
+        if patience is not None and epochs_without_improvement(history, selected) >= patience:
+            return TrainResult(output / "best.pt", history, stopped_early=True, selected=selected)
         seed = config["seed"] * 1_000_003 + epoch
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
@@ -138,34 +140,43 @@ def train(spec: BaselineSpec, system: System, train_features: TaskFeatures, val_
         plain_head.eval()
         val_loss = mean_loss(system, plain_head, loader(system, val_features, val_batches, False, 0, workers),
                               device, _epoch_generator(config["seed"] + _VALIDATION_SEED_OFFSET, 0))
-        val_map = retrieval_map(plain_head, val_features, device)
+        val_scores = retrieval_scores(plain_head, val_features, device)
         if cadence == "epoch-loss":
             scheduler.step(val_loss)
         elif cadence == "epoch":
             scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                  "val_loss": val_loss, "val_mAP@10": val_map, "lr": optimizer.param_groups[0]["lr"]}
+                  "val_loss": val_loss, "val_mAP@10": val_scores["mAP@10"], "lr": optimizer.param_groups[0]["lr"]}
+        if selected != "val_mAP@10":
+            record |= {f"val_{k}": v for k, v in val_scores.items() if k != "mAP@10"}
+            record[selected] = sum(val_scores[k] for k in ("R@1", "R@5", "R@10"))
         history.append(record)
         best = end_epoch(accelerator, spec, config, plain_head, optimizer, scheduler, training_data, history,
                          best, output, progress)
-    return TrainResult(output / "best.pt", history)
+    return TrainResult(output / "best.pt", history, selected=selected)
 
 
-def epochs_without_improvement(history: list[dict[str, Any]]) -> int:
-    """Epochs since the best validation mAP@10 (the first of equal bests, as `best.pt` keeps it)."""
+def selection_key(config: Mapping[str, Any]) -> str:
+    """The log field that selects `best.pt`: validation mAP@10, or the sum of validation recalls."""
+    return "val_recall_sum" if config.get("selection", "mAP@10") == "recall-sum" else "val_mAP@10"
+
+
+def epochs_without_improvement(history: list[dict[str, Any]], key: str = "val_mAP@10") -> int:
+    """Epochs since the best validation score (the first of equal bests, as `best.pt` keeps it)."""
     if not history:
         return 0
-    scores = [r["val_mAP@10"] for r in history]
+    scores = [r[key] for r in history]
     return len(scores) - 1 - scores.index(max(scores))
 
 
 def end_epoch(accelerator, spec: BaselineSpec, config: Mapping[str, Any], plain_head: torch.nn.Module,
               optimizer: torch.optim.Optimizer, scheduler: Any, training_data: list[dict[str, str]],
               history: list[dict[str, Any]], best: float, output: Path, progress: bool) -> float:
-    """Save `best.pt` when validation mAP@10 improved, `last.pt` and `log.jsonl` always; print the
-    epoch line. Returns the best validation mAP@10 so far."""
+    """Save `best.pt` when the selection score (`selection_key`) improved, `last.pt` and `log.jsonl`
+    always; print the epoch line. Returns the best selection score so far."""
     record = history[-1]
-    improved = record["val_mAP@10"] > best
+    selected = selection_key(config)
+    improved = record[selected] > best
     if accelerator.is_main_process:
         weights = {k: v.detach().cpu() for k, v in plain_head.state_dict().items()}
         if improved:
@@ -179,7 +190,8 @@ def end_epoch(accelerator, spec: BaselineSpec, config: Mapping[str, Any], plain_
         atomic_write_text(output / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     if progress:
         accelerator.print(f"epoch {record['epoch']:3d}/{config['epochs']}  train loss {record['train_loss']:.4f}  "
-                          f"val loss {record['val_loss']:.4f}  val mAP@10 {record['val_mAP@10']:.4f}  "
-                          f"lr {record['lr']:.2e}" + ("  (best)" if improved else ""))
+                          f"val loss {record['val_loss']:.4f}  val mAP@10 {record['val_mAP@10']:.4f}"
+                          + (f"  val R@1+5+10 {record[selected]:.4f}" if selected != "val_mAP@10" else "")
+                          + f"  lr {record['lr']:.2e}" + ("  (best)" if improved else ""))
     accelerator.wait_for_everyone()
-    return max(best, record["val_mAP@10"])
+    return max(best, record[selected])
