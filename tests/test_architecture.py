@@ -16,7 +16,7 @@ PACKAGES = ("benchmark", "datasets_builders", "baselines")
 BASELINE_LAYERS = (
     ("baselines.config", "baselines.distributed", "baselines.assets", "baselines.checkpoint",
      "baselines.embedding_cache", "baselines.task_features", "baselines.retrieval", "baselines.losses",
-     "baselines.audio", "baselines.submission_writer", "baselines.ensemble"),
+     "baselines.audio", "baselines.submission_writer", "baselines.ensemble", "baselines.voxel_penalty"),
     ("baselines.encoders", "baselines.spec", "baselines.model_protocol"),
     ("baselines.registry",),
     ("baselines.inference",),
