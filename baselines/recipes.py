@@ -65,14 +65,9 @@ def protocol(baseline: str, task_id: str) -> Protocol:
     """The paper's protocol for one of a baseline's rows on `task_id` (a registered test task)."""
     if baseline == "clap-cnn14-htsat":  # one model, trained on everything, for both test sets
         return Protocol((CLOTHO_DEVELOPMENT, CLOTHO_VALIDATION, AUDIOCAPS_TRAIN, WAVTEXT5K), None)
-    if _dataset(task_id) == "audiocaps":
+    if evaluation_source(task_id).dataset == "audiocaps":
         return Protocol((AUDIOCAPS_TRAIN,), AUDIOCAPS_VAL)
     return Protocol((CLOTHO_DEVELOPMENT,), CLOTHO_VALIDATION)
-
-
-def _dataset(task_id: str) -> str:
-    built = TASKS[task_id].built_from
-    return built[0] if built else task_id.split("-", 1)[0]
 
 
 def evaluation_source(task_id: str) -> Source:

@@ -32,6 +32,7 @@ from torch import nn
 
 from benchmark import assets
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
+from benchmark.embedding_space import voxel_entropy
 
 DIMS = 8
 VOXELS = 2 ** DIMS
@@ -131,9 +132,7 @@ def soft_voxel_entropy(x: torch.Tensor, dims: torch.Tensor, net: nn.Module) -> t
 
 def hard_voxel_entropy(x: torch.Tensor, dims: torch.Tensor) -> float:
     """h itself on the same dims: the entropy of the counted histogram."""
-    counts = torch.bincount(voxel_index(x[:, dims]), minlength=VOXELS).double()
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log()).sum())
+    return voxel_entropy(x.detach().cpu().double().numpy(), dims.cpu().numpy())
 
 
 def penalty(audio: torch.Tensor, text: torch.Tensor, net: nn.Module, generator: torch.Generator | None,

@@ -60,13 +60,15 @@ def point_uniformity(x: np.ndarray, dims: int = DIMS, repeats: int = REPEATS, se
 def voxel_uniformity(x: np.ndarray, dims: int = DIMS, repeats: int = REPEATS, seed: int = 0) -> float:
     """The report's h: entropy (nats) of the sign-voxel histogram of `dims` random dimensions."""
     x = np.asarray(x, dtype=np.float64)
-    values = []
-    for chosen in _random_dims(x.shape[1], dims, repeats, seed):
-        voxels = (x[:, chosen] > 0).astype(np.int64) @ (1 << np.arange(len(chosen)))
-        p = np.bincount(voxels, minlength=1 << len(chosen)) / len(x)
-        p = p[p > 0]
-        values.append(float(-(p * np.log(p)).sum()))
-    return float(np.mean(values))
+    return float(np.mean([voxel_entropy(x, chosen) for chosen in _random_dims(x.shape[1], dims, repeats, seed)]))
+
+
+def voxel_entropy(x: np.ndarray, chosen: np.ndarray) -> float:
+    """h on given dimensions: the entropy (nats) of the histogram of the rows' sign voxels."""
+    voxels = (np.asarray(x)[:, chosen] > 0).astype(np.int64) @ (1 << np.arange(len(chosen)))
+    p = np.bincount(voxels, minlength=1 << len(chosen)) / len(x)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def alignment(audio: np.ndarray, text: np.ndarray) -> float:

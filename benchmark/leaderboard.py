@@ -102,19 +102,17 @@ def _reported_table(spec: TaskSpec | ReportedOnlyTask, entries: list[Reported], 
     """The published figures, each beside the best run here that reproduces its configuration
     (not on a reported-only task, where nothing can be rescored)."""
     columns = reported_columns(spec, entries)
+    params, note = "params" in columns["extra"], "note" in columns["extra"]
     rescorable = isinstance(spec, TaskSpec)
     table = []
     for e in entries:
         run, missing, here = reported_cells(e, rows, spec.main_metric)
-        optional = {"params": e.parameters, "note": e.note}
         table.append([e.system, *(published(e.metrics.get(m)) for m in columns["metrics"]),
                       *(figure(e.diagnostics.get(d)) for d in columns["diagnostics"]),
-                      *(optional[name] for name in columns["extra"] if name == "params"), e.training_data, e.source,
-                      *(optional[name] for name in columns["extra"] if name == "note"),
+                      *([e.parameters] if params else []), e.training_data, e.source, *([e.note] if note else []),
                       *([f"`{run.submission.id}`" if run else missing, here] if rescorable else [])])
-    headers = ["system (reported)", *columns["metrics"], *columns["diagnostics"],
-               *(["params"] if "params" in columns["extra"] else []), "training data", "source",
-               *(["note"] if "note" in columns["extra"] else []),
+    headers = ["system (reported)", *columns["metrics"], *columns["diagnostics"], *(["params"] if params else []),
+               "training data", "source", *(["note"] if note else []),
                *(["reproduced here", f"{spec.main_metric} here (vs. reported)"] if rescorable else [])]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from baselines import voxel_penalty
 from baselines.audio.clips import ClipStore, synthetic_tones
-from baselines.config import EpochUnit, Optimizer, Schedule, Selection, Size
+from baselines.config import Schedule, Selection, Size
 from baselines.encoders import panns
 from baselines.encoders.text_towers import TextPooling, TextTower, build_text_tower, text_tower_spec, tokenize
 from baselines.losses import ntxent
@@ -207,16 +207,11 @@ class Resnet38BertSettings(EndToEndSettings):
     joint_dim: int = 1024
     temperature: float = 0.07
     alpha: float = 0.0
-    lr: float = 1e-4
-    optimizer: Optimizer = "adam"
-    schedule: Schedule = "step"
-    lr_step_epochs: int = 20
+    schedule: Schedule = "step"  # lr 1e-4, Adam, x0.1 every 20 epochs: EndToEndSettings' lr, optimizer and step
     lr_factor: float = 0.1
     epochs: int = 50
     batch_size: int = 64
-    epoch_unit: EpochUnit = "pairs"
     selection: Selection = "recall-sum"
-    eval_batch_size: int = 32
 
 
 DEFAULTS = Resnet38BertSettings()
