@@ -19,10 +19,12 @@ def require_text_to_audio(task: Task) -> None:
                         fix="pick a text-to-audio task (see 'larb tasks').")
 
 
-def declared_training_data(task: Task) -> list[dict[str, str]]:
-    """The `training_data` entries that using `task` for training or model selection implies."""
+def declared_training_data(task: Task) -> list[dict]:
+    """The `training_data` entries that using `task` for training or model selection implies,
+    with the build options that chose its clips (e.g. WavCaps' blacklist) when an export recorded them."""
     names = task.spec.evaluation_data or (f"{task.id}/all",)
-    return [{"dataset": name.rsplit("/", 1)[0], "split": name.rsplit("/", 1)[1]} for name in names]
+    options = {"options": dict(task.spec.training_options)} if task.spec.training_options else {}
+    return [{"dataset": name.rsplit("/", 1)[0], "split": name.rsplit("/", 1)[1], **options} for name in names]
 
 
 @dataclass(frozen=True)

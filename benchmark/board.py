@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.contamination import Overlap, overlap
 from benchmark.embedding_space import hubness
 from benchmark.errors import LarbError
 from benchmark.evaluation import Evaluation, evaluate
@@ -28,6 +29,8 @@ class Row:
     submission: Submission
     evaluation: Evaluation
     hubness: dict
+    # the task's audio that the declared training data holds, by source id (None: not auditable)
+    overlap: Overlap | None = None
 
     @property
     def scores(self) -> Scores:
@@ -83,8 +86,9 @@ def board_order(row: Row, main: str) -> tuple[float, str]:
 
 def _score(task: Task, submission: Submission) -> Row:
     result = evaluate(submission.folder, task)
-    return Row(submission, result, hubness(result.ranking.indices, len(task.corpus),
-                                           min(HUBNESS_K, task.spec.depth)))
+    training_data = submission.metadata["training_data"]
+    return Row(submission, result, hubness(result.ranking.indices, len(task.corpus), min(HUBNESS_K, task.spec.depth)),
+               overlap(task, training_data) if training_data else None)
 
 
 def score_task(task_id: str, submissions: list[Submission]) -> tuple[list[Row], list[Unscored]]:

@@ -58,6 +58,25 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tasks_derive(args: argparse.Namespace) -> int:
+    from benchmark.derived_tasks import coverage, derive, read_available
+    from benchmark.tasks import TASKS, get_task
+
+    if args.base not in TASKS:
+        raise LarbError(f"unknown task {args.base!r}.", fix="derive from a registered task ('larb tasks').")
+    available = read_available(Path(args.available), get_task(args.base).corpus)
+    task = derive(args.base, available)
+    info = coverage(task)
+    if args.json:
+        print(json.dumps({"id": task.id, "sha256": task.ground_truth.sha256, **info}))
+        return 0
+    print(f"{task.id}: {info['clips']:,} of {info['of_clips']:,} clips, {info['queries']:,} of "
+          f"{info['of_queries']:,} queries of {info['of']} (ground truth sha256 {task.ground_truth.sha256[:12]})")
+    print(f"score it with: larb evaluate RUN --task {task.id}  (the record gives the interval the full-set "
+          "score lies in)")
+    return 0
+
+
 def _cmd_assets(args: argparse.Namespace) -> int:
     rows = assets.describe(assets.registered())
     print(json.dumps(rows, indent=1) if args.json else tabulate(rows, headers="keys"))
@@ -127,8 +146,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"{result.task.ground_truth.n_queries} queries{subset}")
     print(tabulate(rows, headers=["metric", "value", "95% CI (jackknife)"], disable_numparse=True))
     _note_depth(result)
+    _note_coverage(result)
     print(f"result record: {output}")
     return 0
+
+
+def _note_coverage(result) -> None:
+    covered = result.record().get("coverage")
+    if covered:
+        main = result.task.spec.main_metric
+        low, high = covered["full_set_bounds"][main]
+        print(f"coverage: {covered['clips']:,} of {covered['of_clips']:,} clips, {covered['queries']:,} of "
+              f"{covered['of_queries']:,} queries of {covered['of']}; its full-set {main} lies in "
+              f"[{low:.4f}, {high:.4f}] (missing queries all missed vs all hit at rank 1)")
 
 
 def _note_depth(result) -> None:
@@ -307,6 +337,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--queries", metavar="TASK", help="print the query ids and texts of TASK")
     p.set_defaults(func=_cmd_tasks)
+    tsub = p.add_subparsers(dest="tasks_command", metavar="derive")
+    q = tsub.add_parser("derive", help="a task restricted to the clips you have (e.g. AudioCaps' surviving videos)")
+    q.add_argument("base", help="a registered text-to-audio task, e.g. audiocaps-v1/test")
+    q.add_argument("--available", required=True, metavar="MANIFEST",
+                   help="the download manifest of 'larb data build' (manifest.json in its audio folder), or a "
+                        "text file with a clip name per line")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_tasks_derive)
 
     p = sub.add_parser("assets", help="registered assets (name, URL, checksum, mirror file name)")
     asub = p.add_subparsers(dest="assets_command", required=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from benchmark import jsonschemas
 from benchmark.atomic import atomic_write_text
+from benchmark.derived_tasks import coverage, full_set_bounds
 from benchmark.embedding_space import hubness
 from benchmark.rankings import Ranking
 from benchmark.scoring import Scores
@@ -59,6 +60,8 @@ def build_record(task: Task, submission_id: str, ranking: Ranking, scores: Score
         "submission": {"id": submission_id, "file": ranking.path.name, "sha256": ranking.sha256,
                        "candidates": int(ranking.indices.shape[1])},
         **({"subset": subset} if subset else {}),
+        **({"coverage": {**coverage(task), "full_set_bounds": full_set_bounds(task, scores.means)}}
+           if task.spec.derived_from else {}),
         "metrics": scores.means,
         "hubness": hubness(ranking.indices, len(gt.corpus), min(HUBNESS_K, task.spec.depth)),
         "confidence_intervals": {name: list(interval) for name, interval in scores.intervals.items()},

@@ -31,6 +31,7 @@ from benchmark.errors import LarbError
 from benchmark.leaderboard import (
     figure,
     fmt,
+    overlap_cell,
     params_cell,
     published,
     reported_cells,
@@ -136,7 +137,10 @@ class SiteBuilder:
                 "never_value": row.hubness["never_retrieved"], "params": params_cell(metadata),
                 "trainable": metadata["parameters"]["trainable"], "training": training_cell(metadata),
                 "training_keys": " ".join(_training_keys(metadata)),
-                "contaminated": row.submission.trains_on(spec.evaluation_data)}
+                "overlap": overlap_cell(row).removeprefix(" · "),
+                "dagger": row.submission.trains_on(spec.evaluation_data),
+                "contaminated": row.submission.trains_on(spec.evaluation_data)
+                or bool(row.overlap and row.overlap.files)}
 
     def _reported_row(self, task_board: TaskBoard, entry: Reported, columns: dict[str, list[str]]) -> dict[str, Any]:
         run, missing, here = reported_cells(entry, task_board.rows, task_board.spec.main_metric)

@@ -34,6 +34,13 @@ ASSETS: tuple[Asset, ...] = (
     Asset("tau-graded-2023/evaluation-audio-metadata",
           _RELEVANCE_REPO.format("audio_metadata/evaluation_audio_metadata.csv"),
           "sha256:ee982ff0e673e776eac28cc05aa6023dd88bd9d9b7db85975f7dd42331168026"),
+    # the Clotho metadata of the other two splits, in the same layout (source ids for the contamination audit)
+    Asset("tau-graded-2023/development-audio-metadata",
+          _RELEVANCE_REPO.format("audio_metadata/development_audio_metadata.csv"),
+          "sha256:ec43c70ab01bbf91d1cfeac72cacdba0112dbebd1821bf9701b5a38b31a49cc8"),
+    Asset("tau-graded-2023/validation-audio-metadata",
+          _RELEVANCE_REPO.format("audio_metadata/validation_audio_metadata.csv"),
+          "sha256:93dd92fb8cef3d3bdcf7cd1f0df5bbf986f34257463b78883a58ef2e5392c9ce"),
     Asset("audiocaps-v1/test-captions",
           "https://raw.githubusercontent.com/cdjkim/audiocaps/master/dataset/test.csv",
           "md5:9775aec3f52037d12cacda132dd5316d", description="AudioCaps v1 test captions"),

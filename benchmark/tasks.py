@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -65,6 +66,14 @@ class TaskSpec:
     # (dataset builder, split) whose build reproduces this task's ground truth: the one statement of
     # which split backs which task; `larb data info`, `larb data groundtruth` and exports derive from it
     built_from: tuple[str, str] | None = None
+    # the pinned metadata asset that names the source (Freesound id, YouTube id...) of each audio
+    # file, for the contamination audit (`benchmark.contamination`); None when no metadata has it
+    corpus_metadata: str | None = None
+    # build options of the data a folder task was exported from (e.g. WavCaps' blacklist): part of
+    # what training on it declares
+    training_options: tuple[tuple[str, str], ...] = ()
+    # a task derived from the clips a lab has (`benchmark.derived_tasks`): the task it restricts
+    derived_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,7 @@ def _demo(split: str) -> Callable[[], GroundTruth]:
 
 _CLOTHO_SOURCE = "Drossos et al., Clotho, ICASSP 2020; Zenodo record 4783391 (v2.1)"
 _CLOTHO_AUDIO = "larb data build clotho --split {}"
+_CLOTHO_METADATA = "tau-graded-2023/{}-audio-metadata"
 
 TASKS: dict[str, TaskSpec] = {}
 
@@ -278,25 +288,27 @@ for _spec in (
         kind="single", assets=("clotho-v2.1/captions-evaluation",), build=_clotho("clotho-v2.1/captions-evaluation"),
         sha256="0272fc75c48a1d244df4c9ac6a2e52c57da45d5e9a292de5e84cda251e29ac07", source=_CLOTHO_SOURCE,
         audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",),
-        built_from=("clotho", "evaluation"), transposed="clotho-v2.1/evaluation-a2t"),
+        built_from=("clotho", "evaluation"), transposed="clotho-v2.1/evaluation-a2t",
+        corpus_metadata=_CLOTHO_METADATA.format("evaluation")),
     TaskSpec(
         id="clotho-v2.1/evaluation-a2t", version=1,
         title="Clotho v2.1 evaluation, audio-to-text (all 5 captions relevant)", direction="a2t", kind="multi",
         assets=("clotho-v2.1/captions-evaluation",), build=_clotho("clotho-v2.1/captions-evaluation", captions_a2t),
         sha256="530f77205d30c85b3255e69cad9b5c9010937374d110c2cd86f1f2621f6b3137", source=_CLOTHO_SOURCE,
         audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",),
-        built_from=("clotho", "evaluation")),
+        built_from=("clotho", "evaluation"), corpus_metadata=_CLOTHO_METADATA.format("evaluation")),
     TaskSpec(
         id="clotho-v2.1/validation", version=1, title="Clotho v2.1 validation, text-to-audio", direction="t2a",
         kind="single", assets=("clotho-v2.1/captions-validation",), build=_clotho("clotho-v2.1/captions-validation"),
         sha256="", source=_CLOTHO_SOURCE, audio=_CLOTHO_AUDIO.format("validation"),
-        evaluation_data=("clotho-v2.1/validation",), built_from=("clotho", "validation")),
+        evaluation_data=("clotho-v2.1/validation",), built_from=("clotho", "validation"),
+        corpus_metadata=_CLOTHO_METADATA.format("validation")),
     TaskSpec(
         id="clotho-v2.1/development", version=1, title="Clotho v2.1 development, text-to-audio", direction="t2a",
         kind="single", assets=("clotho-v2.1/captions-development",),
         build=_clotho("clotho-v2.1/captions-development"), sha256="", source=_CLOTHO_SOURCE,
         audio=_CLOTHO_AUDIO.format("development"), evaluation_data=("clotho-v2.1/development",),
-        built_from=("clotho", "development")),
+        built_from=("clotho", "development"), corpus_metadata=_CLOTHO_METADATA.format("development")),
     TaskSpec(
         id="clotho-v2.1/evaluation-multi", version=1,
         title="Clotho v2.1 evaluation with the DCASE 2025 multi-positive annotations", direction="t2a",
@@ -304,7 +316,8 @@ for _spec in (
         build=_clotho_multi_positive, sha256="4d470f4ef96a81fcf48332b43fa1328865103bbdd8861899c68fddce0362771e",
         source="DCASE 2025 Task 6; CPJKU/dcase2025_task6_baseline", audio=_CLOTHO_AUDIO.format("evaluation"),
         evaluation_data=("clotho-v2.1/evaluation",), depth=16, main_metric="mAP@16",
-        metrics=("mAP@16", "mAP@10", "R@1", "R@5", "R@10", "nDCG@10"), subset_of="clotho-v2.1/evaluation"),
+        metrics=("mAP@16", "mAP@10", "R@1", "R@5", "R@10", "nDCG@10"), subset_of="clotho-v2.1/evaluation",
+        corpus_metadata=_CLOTHO_METADATA.format("evaluation")),
     TaskSpec(
         id="clotho-v2.1/evaluation-graded", version=1,
         title="Clotho v2.1 evaluation with TAU Audio-Text Graded Relevances 2023 (nDCG@10)", direction="t2a",
@@ -315,20 +328,22 @@ for _spec in (
         build=_clotho_graded, sha256="8975229c176b17ce253c12a0f6a24f69e04a2244a9065f104e624ee1427f6ec9",
         source="Xie et al., DCASE Workshop 2023; xieh97/retrieval-relevance-crowdsourcing",
         audio=_CLOTHO_AUDIO.format("evaluation"), evaluation_data=("clotho-v2.1/evaluation",), main_metric="nDCG@10",
-        subset_of="clotho-v2.1/evaluation"),
+        subset_of="clotho-v2.1/evaluation", corpus_metadata=_CLOTHO_METADATA.format("evaluation")),
     TaskSpec(
         id="audiocaps-v1/test", version=1, title="AudioCaps v1 test, text-to-audio (975 clips x 5 captions)",
         direction="t2a", kind="single", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test,
         sha256="f93afda312048c6a25f1a2296a0d57e00680f37bc6c0b98325c47fb659339861",
         source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", audio="larb data build audiocaps --split test",
-        evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test"), transposed="audiocaps-v1/test-a2t"),
+        evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test"), transposed="audiocaps-v1/test-a2t",
+        corpus_metadata="audiocaps-v1/test-captions"),
     TaskSpec(
         id="audiocaps-v1/test-a2t", version=1,
         title="AudioCaps v1 test, audio-to-text (975 clips; all 5 captions relevant)", direction="a2t",
         kind="multi", assets=("audiocaps-v1/test-captions",), build=_audiocaps_test_a2t,
         sha256="d4c0715e4d3434ff025ee0474a77a5570c8fdce75b7454ed964b9b4213814531",
         source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps", audio="larb data build audiocaps --split test",
-        evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test")),
+        evaluation_data=("audiocaps-v1/test",), built_from=("audiocaps", "test"),
+        corpus_metadata="audiocaps-v1/test-captions"),
     TaskSpec(
         id="audiocaps-v1/test-grouped", version=1,
         title="AudioCaps v1 test, grouped relevance: every clip with the query's exact caption is relevant",
@@ -336,7 +351,7 @@ for _spec in (
         sha256="b3ba033e6d81b584ba30fecb3def749167873662c4d5c8e8ee70509cfefe168c",
         source="Kim et al., AudioCaps, NAACL 2019; cdjkim/audiocaps (grouping by LARB)",
         audio="larb data build audiocaps --split test", evaluation_data=("audiocaps-v1/test",),
-        subset_of="audiocaps-v1/test"),
+        subset_of="audiocaps-v1/test", corpus_metadata="audiocaps-v1/test-captions"),
     TaskSpec(
         id="demo", version=1, title="Synthetic demo (generated, no download), held-out clips", direction="t2a",
         kind="single", assets=(), build=_demo("test"),
@@ -368,11 +383,65 @@ def _load_registered(task_id: str) -> Task:
     return Task(spec, ground_truth, spec.local_audio() if spec.local_audio else None)
 
 
+# --- tasks derived from the clips a lab has (`benchmark.derived_tasks` derives and records them) ---
+
+DERIVED_MARK = "@available-"
+
+
+def _derived_folder() -> Path:
+    return assets.cache_dir() / "derived-tasks"
+
+
+def derived_record_path(task_id: str) -> Path:
+    return _derived_folder() / (task_id.replace("/", "__") + ".json")
+
+
+def _restricted(gt: GroundTruth, available: set[str]) -> GroundTruth:
+    corpus = tuple(name for name in gt.corpus if name in available)
+    rows = [q for q, qid in enumerate(gt.query_ids) if set(gt.relevance[qid]) <= available]
+    if not corpus or not rows:
+        raise LarbError("none of the task's clips (or no query's clips) are in the manifest.",
+                        fix="list the clips you have by the task's file names (e.g. <youtube_id>_<start>.wav).")
+    ids = tuple(gt.query_ids[q] for q in rows)
+    return GroundTruth(gt.direction, ids, tuple(gt.query_texts[q] for q in rows), corpus,
+                       {qid: gt.relevance[qid] for qid in ids}, gt.kind)
+
+
+def build_derived(task_id: str, base: Task, kept: list[str]) -> Task:
+    """`base` restricted to the clips `kept` and the queries whose relevant clips are all kept."""
+    gt = _restricted(base.ground_truth, set(kept))
+    spec = dataclasses.replace(
+        base.spec, id=task_id, title=f"{base.spec.title}, the {len(gt.corpus)} of {len(base.corpus)} clips "
+                                     "available here", build=lambda: gt, sha256=gt.sha256,
+        source=f"derived from {base.id} by 'larb tasks derive'", transposed=None, built_from=None,
+        derived_from=base.id)
+    return Task(spec, gt, base.audio_dir)
+
+
+def _load_derived(task_id: str) -> Task:
+    """A derived task recorded in this cache, its ground truth rebuilt and checked."""
+    path = derived_record_path(task_id)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        base_id, kept, sha = record["base"], list(record["available"]), record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LarbError(f"the derived task {task_id} is not recorded on this machine.", path=path,
+                        fix=f"derive it here: larb tasks derive {task_id.split(DERIVED_MARK)[0]} --available MANIFEST "
+                            "(the same clips give the same id).") from None
+    task = build_derived(task_id, get_task(base_id), kept)
+    if task.ground_truth.sha256 != sha:
+        raise LarbError(f"the derived task {task_id} no longer matches its record.", path=path,
+                        fix="delete the record and derive the task again.")
+    return task
+
+
 def get_task(name_or_path: str | Path) -> Task:
     """A registered task by id, or a user's folder task by path."""
     name = str(name_or_path)
     if name in TASKS:
         return _load_registered(name)
+    if DERIVED_MARK in name and name.split(DERIVED_MARK)[0] in TASKS:
+        return _load_derived(name)
     path = Path(name).expanduser()
     if path.is_dir():
         return folder_task(path)
@@ -420,27 +489,55 @@ def folder_task(folder: Path) -> Task:
     spec = TaskSpec(
                id=f"folder:{folder.name}", version=1, title=f"user folder {folder}", direction="t2a", kind="single",
                assets=(), build=lambda: ground_truth, sha256=ground_truth.sha256, source=str(folder),
-               audio=str(folder), evaluation_data=exported_split(folder))
+               audio=str(folder), evaluation_data=exported_split(folder), training_options=exported_options(folder))
     return Task(spec, ground_truth, folder)
 
 
 # Written by `larb data export` (datasets_builders.export) beside the captions CSV.
 EXPORT_MANIFEST = ".larb-export.json"
+# build options that change which clips a split holds: training on an export declares them
+DECLARED_OPTIONS = ("blacklist", "version", "rows")
+
+
+def _export_manifest(folder: Path) -> dict | None:
+    """The manifest of a folder that `larb data export` completed, else None."""
+    try:
+        manifest = json.loads((folder / EXPORT_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("complete") is not True:
+        return None
+    dataset, split = manifest.get("dataset"), manifest.get("split")
+    if not (isinstance(dataset, str) and isinstance(split, str) and dataset and split and "/" not in dataset):
+        return None
+    return manifest
+
+
 def exported_split(folder: Path) -> tuple[str, ...]:
     """`("dataset/split",)` for a folder that `larb data export` completed, else `()`.
 
     Training on such a folder is then declared as that split (e.g. `clotho-v2.1/evaluation`),
     so the leaderboard's † sees through an export; any other folder declares `folder:NAME/all`."""
-    try:
-        manifest = json.loads((folder / EXPORT_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    manifest = _export_manifest(folder)
+    return (declared_split(manifest["dataset"], manifest["split"]),) if manifest else ()
+
+
+def exported_options(folder: Path) -> tuple[tuple[str, str], ...]:
+    """The build options an export recorded that change which clips it holds (`DECLARED_OPTIONS`)."""
+    manifest = _export_manifest(folder)
+    options = manifest.get("options") if manifest else None
+    if not isinstance(options, dict):
         return ()
-    if not isinstance(manifest, dict) or manifest.get("complete") is not True:
-        return ()
-    dataset, split = manifest.get("dataset"), manifest.get("split")
-    if not (isinstance(dataset, str) and isinstance(split, str) and dataset and split and "/" not in dataset):
-        return ()
-    return (declared_split(dataset, split),)
+    return tuple(sorted((k, str(v)) for k, v in options.items() if k in DECLARED_OPTIONS))
+
+
+def exported_sources(folder: Path) -> dict[str, str]:
+    """Exported file -> source identity, as the export recorded them ({} when it did not)."""
+    manifest = _export_manifest(folder)
+    sources = manifest.get("sources") if manifest else None
+    if not isinstance(sources, dict):
+        return {}
+    return {str(k): str(v) for k, v in sources.items() if isinstance(v, str)}
 
 
 def tasks_built_from(builder: str, split: str) -> list[TaskSpec]:

@@ -12,6 +12,7 @@ more than 16 bits).
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,15 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(samples, rate, target, quality="VHQ").astype(np.float32, copy=False)
+
+
+def content_hash(data: bytes) -> str:
+    """sha256 of the decoded audio (rate, channels, float32 samples), not of the file: the same
+    samples in WAV and FLAC, or with other headers and tags, hash alike (`larb audit` compares these)."""
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    digest = hashlib.sha256(f"{rate}:{samples.shape[1]}:".encode())
+    digest.update(np.ascontiguousarray(samples, dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 def decode(value: dict[str, object], *, mono: bool = False) -> tuple[np.ndarray, int]:

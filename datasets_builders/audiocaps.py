@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import datasets
 
-from benchmark import assets
+from benchmark import assets, provenance
 from benchmark.errors import LarbError
 from benchmark.groundtruth import audiocaps_file_name
 from datasets_builders import fetchjobs, sources, youtube
@@ -96,6 +96,9 @@ class AudioCapsBuilder(LarbBuilder):
 
     def audio_folder(self) -> Path:
         return assets.cache_dir() / "audiocaps" / "audio"
+
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        return provenance.youtube(item["youtube_id"]), float(item["start_time"])
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         version = self.option("version")

@@ -1,129 +1,162 @@
-"""Where two datasets share audio: overlaps by source identity, read from official metadata files.
+"""Where two datasets share audio: by source identity, by exact content and by near-duplicate audio.
 
-Every clip of the five datasets comes from a source that names it:
-- `freesound:<sound id>`: Clotho (metadata `sound_id`), WavCaps FreeSound (`fsd_final.json`), the
-  WavCaps and DCASE 2025 exclusion lists; Clotho's literal `Not found` is never an id;
-- `youtube:<video id>`: AudioCaps (`youtube_id`; the start time is kept apart, since AudioSet lists
-  name videos, not segments), WavCaps AudioSet_SL (`as_final.json`, `Y<id>.wav`);
-- `soundbible:<id>`: WavText5K's SoundBible rows (`soundbible.com/<id>-slug.html`), WavCaps
-  SoundBible (`sb_final.json`);
-- `bigsoundbank:<id>`: WavText5K's BigSoundBank rows (`bigsoundbank.com/detail-<id>-slug.html`);
-- `bbc:<id>`: WavCaps BBC Sound Effects (`bbc_final.json`);
-- `tau:<file>`: MACS (TAU Urban Acoustic Scenes 2019 file names).
+Each side of `audit(a, b)` is one of:
+- an official metadata file of a known dataset (`benchmark.provenance.source_ids`): source ids only;
+- a folder written by `larb data build --output`: every split's rows, their `source_id` and audio;
+- a registered task id (its audio's sources from the task's pinned metadata, its audio when the
+  task has it locally, as the demo does) or a task folder (its audio files; the sources an export
+  recorded).
 
-`source_ids(path)` recognises each official file by its layout; `audit(a, b)` intersects the two.
+Overlaps are reported by source id, and when both sides have audio by exact content (sha256 of
+the decoded audio, `audio.content_hash`, so WAV and FLAC of the same samples match) and by
+near-duplicate audio (`datasets_builders.fingerprint`: re-encoded, resampled, gain-changed or
+trimmed copies).
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.errors import LarbError
-from benchmark.untrusted import decode_utf8, load_yaml, regular_file
+import soundfile as sf
 
-NOT_FOUND = "Not found"
+from benchmark import contamination, provenance
+from benchmark.errors import LarbError
+from benchmark.tasks import TASKS, get_task
+from datasets_builders import fingerprint
+from datasets_builders.audio import AUDIO_SUFFIXES, content_hash
+
 EXAMPLES = 10
-_SOUNDBIBLE_PAGE = re.compile(r"soundbible\.com/(\d+)-")
-_BIGSOUNDBANK_PAGE = re.compile(r"bigsoundbank\.com/detail-(\d+)-")
-_WAVCAPS_SUBSETS = {"as_final": "youtube", "bbc_final": "bbc", "fsd_final": "freesound", "sb_final": "soundbible"}
-_BLACKLIST_SOURCES = {"AudioSet": "youtube", "FreeSound": "freesound", "SoundBible": "soundbible", "BBC": "bbc"}
+AudioItems = Callable[[], Iterator[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True)
-class Sources:
-    """What a metadata file is, and the source identities of its clips (`kind:id`)."""
+class Side:
+    """One side of an audit: what it is, its source ids and, if it has audio, its clips' bytes."""
 
     description: str
-    ids: frozenset[str]
     rows: int
+    ids: frozenset[str]
+    audio: AudioItems | None = None
+    hashes: dict[str, str] | None = None  # item -> content hash, where the build already stored it
 
 
-def _youtube(name: str) -> str:
-    """An AudioSet file name (`Y<id>.wav`, as WavCaps writes it) or a bare video id."""
-    stem = Path(name).stem
-    return "youtube:" + (stem[1:] if name.endswith(".wav") and stem.startswith("Y") else stem)
+def _built(folder: Path) -> Side:
+    import datasets
+
+    built = datasets.load_from_disk(str(folder))
+    ids: set[str] = set()
+    hashes: dict[str, str] = {}
+    rows = 0
+    for split, table in built.items():
+        rows += table.num_rows
+        columns = [c for c in ("file_name", "source_id", "audio_sha256") if c in table.column_names]
+        for record in table.select_columns(columns):
+            if record.get("source_id"):
+                ids.add(record["source_id"])
+            if record.get("audio_sha256"):
+                hashes[f"{split}/{record['file_name']}"] = record["audio_sha256"]
+
+    def audio() -> Iterator[tuple[str, bytes]]:
+        for split, table in built.items():
+            table = table.cast_column("audio", datasets.Audio(decode=False))
+            for record in table.select_columns(["file_name", "audio"]):
+                data = (record["audio"] or {}).get("bytes")
+                if data:
+                    yield f"{split}/{record['file_name']}", data
+
+    return Side(f"LARB build ({folder.name}: {', '.join(built)})", rows, frozenset(ids), audio, hashes)
 
 
-def _csv_sources(path: Path, text: str) -> Sources:
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    header = set(rows[0]) if rows else set()
-    if "sound_id" in header:
-        ids = frozenset(f"freesound:{r['sound_id'].strip()}" for r in rows
-                        if r["sound_id"].strip() and r["sound_id"].strip() != NOT_FOUND)
-        kind = "Clotho metadata" if "file_name" in header else "Freesound exclusion list"
-        return Sources(f"{kind} ({path.name})", ids, len(rows))
-    if {"youtube_id", "start_time"} <= header:
-        return Sources(f"AudioCaps ({path.name})", frozenset(_youtube(r["youtube_id"]) for r in rows), len(rows))
-    if {"view_link", "download_link", "fname"} <= header:
-        ids = set()
-        for r in rows:
-            for pattern, kind in ((_SOUNDBIBLE_PAGE, "soundbible"), (_BIGSOUNDBANK_PAGE, "bigsoundbank")):
-                match = pattern.search(r["view_link"])
-                if match:
-                    ids.add(f"{kind}:{int(match.group(1))}")
-        return Sources(f"WavText5K ({path.name})", frozenset(ids), len(rows))
-    raise LarbError("a CSV of no dataset LARB knows (no sound_id, youtube_id or view_link column).", path=path,
-                    fix="give a Clotho metadata CSV, an AudioCaps CSV, WavText5K.csv or an exclusion list.")
+def _files(folder: Path, names: tuple[str, ...]) -> AudioItems:
+    def audio() -> Iterator[tuple[str, bytes]]:
+        for name in names:
+            path = folder / name
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
+                yield name, path.read_bytes()
+    return audio
 
 
-def _json_sources(path: Path, data: object) -> Sources:
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        kind = _WAVCAPS_SUBSETS.get(path.stem)
-        rows = data["data"]
-        if kind is None and rows and "soundbible" in str(rows[0].get("download_link", "")):
-            kind = "soundbible"
-        if kind is None:
-            raise LarbError("a WavCaps JSON whose subset LARB cannot tell.", path=path,
-                            fix="keep the official file name (as_final, bbc_final, fsd_final or sb_final.json).")
-        ids = frozenset(_youtube(str(r["id"])) if kind == "youtube" else
-                        f"{kind}:{int(r['id']) if kind == 'soundbible' else r['id']}" for r in rows)
-        return Sources(f"WavCaps {path.stem} ({path.name})", ids, len(rows))
-    if isinstance(data, dict) and set(data) <= set(_BLACKLIST_SOURCES) and data:
-        ids = frozenset(_youtube(str(i)) if _BLACKLIST_SOURCES[k] == "youtube" else f"{_BLACKLIST_SOURCES[k]}:{i}"
-                        for k, values in data.items() for i in values)
-        return Sources(f"WavCaps blacklist ({path.name})", ids, sum(len(v) for v in data.values()))
-    raise LarbError("a JSON of no dataset LARB knows.", path=path,
-                    fix="give a WavCaps json_files/*.json or a WavCaps blacklist.")
+def _task(name: str) -> Side:
+    task = get_task(name)
+    files = contamination.audio_files(task)
+    sources = contamination.corpus_sources(task) or {}
+    audio = _files(task.audio_dir, files) if task.audio_dir is not None else None
+    return Side(f"task {task.id} ({len(files):,} audio files)", len(files), frozenset(sources.values()), audio)
 
 
-def source_ids(path: str | Path) -> Sources:
-    """The source identities of an official metadata file, recognised by its layout."""
-    path = Path(path)
-    regular_file(path, what="metadata file")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        data = load_yaml(path)
-        files = data.get("files") if isinstance(data, dict) else None
-        if not isinstance(files, list):
-            raise LarbError("a YAML without a 'files' list (MACS.yaml has one).", path=path, fix="give MACS.yaml.")
-        ids = frozenset(f"tau:{Path(str(f['filename'])).name}" for f in files if isinstance(f, dict))
-        return Sources(f"MACS ({path.name})", ids, len(files))
-    text = decode_utf8(path.read_bytes(), path)
-    if path.suffix.lower() == ".json":
-        try:
-            return _json_sources(path, json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise LarbError(f"not JSON ({exc.msg}).", path=path, line=exc.lineno,
-                            fix="give the official file.") from None
-    return _csv_sources(path, text)
+def side(path_or_task: str | Path) -> Side:
+    """Recognise one audit input: a registered task id, a build folder, a task folder or a metadata file."""
+    name = str(path_or_task)
+    if name in TASKS:
+        return _task(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _built(path) if (path / "dataset_dict.json").is_file() else _task(str(path))
+    if not path.exists():
+        raise LarbError("no such file, folder or registered task.", path=path,
+                        fix="give an official metadata file, a 'larb data build --output' folder, a task id "
+                            "('larb tasks') or a task folder.")
+    found = provenance.source_ids(path)
+    return Side(found.description, found.rows, found.ids)
+
+
+def _decoded(data: bytes) -> fingerprint.Fingerprint:
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return fingerprint.fingerprint(samples, rate)
+
+
+def _audio_overlaps(a: Side, b: Side) -> dict[str, dict]:
+    """Exact-content and near-duplicate overlaps of two sides that both have audio."""
+    assert a.audio is not None and b.audio is not None
+    b_names, b_prints, b_hash = [], [], {}
+    for name, data in b.audio():
+        b_names.append(name)
+        b_prints.append(_decoded(data))
+        b_hash.setdefault((b.hashes or {}).get(name) or content_hash(data), name)
+    index = fingerprint.Index(b_prints)
+    same, near, a_count = [], [], 0
+    for name, data in a.audio():
+        a_count += 1
+        digest = (a.hashes or {}).get(name) or content_hash(data)
+        if digest in b_hash:
+            same.append({"a": name, "b": b_hash[digest]})
+        found = index.matches(_decoded(data))
+        if found:
+            clip, ber, offset = found[0]
+            near.append({"a": name, "b": b_names[clip], "bit_error_rate": round(ber, 4),
+                         "offset_seconds": round(offset * fingerprint.HOP / fingerprint.RATE, 3)})
+    return {
+        "by_content_hash": {"count": len(same), "examples": same[:EXAMPLES],
+                            "share_of_a": len(same) / a_count if a_count else 0.0},
+        "near_duplicates": {"count": len(near), "examples": near[:EXAMPLES],
+                            "share_of_a": len(near) / a_count if a_count else 0.0,
+                            "method": "Haitsma-Kalker 32-bit fingerprint, bit error rate below "
+                                      f"{fingerprint.THRESHOLD} over at least "
+                                      f"{fingerprint.MIN_OVERLAP_FRAMES * fingerprint.HOP / fingerprint.RATE:.2f} s"},
+        "audio_files": {"a": a_count, "b": len(b_names)},
+    }
 
 
 def audit(a: str | Path, b: str | Path) -> dict:
-    """Clips of `a` and `b` with the same source identity: counts per source and sorted examples."""
-    first, second = source_ids(a), source_ids(b)
+    """Clips of `a` and `b` with the same source identity (and, when both have audio, the same or
+    nearly the same audio): counts, shares and sorted examples."""
+    first, second = side(a), side(b)
     shared = sorted(first.ids & second.ids)
     by_source: dict[str, int] = {}
     for identity in shared:
         kind = identity.split(":", 1)[0]
         by_source[kind] = by_source.get(kind, 0) + 1
-    return {
+    report = {
         "a": {"path": str(a), "what": first.description, "rows": first.rows, "source_ids": len(first.ids)},
         "b": {"path": str(b), "what": second.description, "rows": second.rows, "source_ids": len(second.ids)},
         "by_source_id": {"count": len(shared), "by_source": by_source, "examples": shared[:EXAMPLES],
                          "share_of_a": len(shared) / len(first.ids) if first.ids else 0.0,
                          "share_of_b": len(shared) / len(second.ids) if second.ids else 0.0},
     }
+    if first.audio is not None and second.audio is not None:
+        report.update(_audio_overlaps(first, second))
+    return report
+

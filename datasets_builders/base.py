@@ -19,9 +19,20 @@ from typing import Any, ClassVar
 import datasets
 
 from benchmark.errors import LarbError
-from datasets_builders.audio import AudioReadError, encode
+from datasets_builders.audio import AudioReadError, content_hash, encode
 
 log = logging.getLogger("larb.data")
+BUILD_OPTIONS_MARK = "LARB build options: "
+
+
+def read_build_options(description: str | None) -> dict[str, str]:
+    """The dataset options a build recorded in its info (`LarbBuilder._info`); {} when it has none."""
+    text = (description or "").partition(BUILD_OPTIONS_MARK)[2]
+    try:
+        options = json.loads(text).get("options", {}) if text else {}
+    except (ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ def common_features(extra: dict[str, Any]) -> datasets.Features:
         "sampling_rate": datasets.Value("int32"),
         "duration": datasets.Value("float64"),
         "channels": datasets.Value("int32"),
+        # where the clip came from (`benchmark.provenance`: freesound:ID, youtube:ID, ...), the
+        # YouTube segment's start in seconds, and the sha256 of the decoded audio (`audio.content_hash`)
+        "source_id": datasets.Value("string"),
+        "source_start": datasets.Value("float64"),
+        "audio_sha256": datasets.Value("string"),
         **extra,
     })
 
@@ -136,7 +152,7 @@ class LarbBuilder(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         description = f"{self.TITLE}. Built by LARB (datasets_builders). " \
-                      f"LARB build options: {json.dumps(self.build_options(), sort_keys=True)}"
+                      f"{BUILD_OPTIONS_MARK}{json.dumps(self.build_options(), sort_keys=True)}"
         return datasets.DatasetInfo(description=description, features=common_features(self.EXTRA_FEATURES),
                                     homepage=self.HOMEPAGE, license=self.LICENSE, citation=self.CITATION)
 
@@ -158,9 +174,15 @@ class LarbBuilder(datasets.GeneratorBasedBuilder):
             if row is not None:
                 yield item["_index"], row
 
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        """(source identity, start in seconds) of an item; each dataset says how its metadata names it."""
+        return None, None
+
     def _row(self, item: dict[str, Any], split: str) -> dict[str, Any] | None:
         row = {k: v for k, v in item.items() if k not in ("audio_path", "_index")}
-        row.update(dataset=self.NAME, split=split, audio=None, sampling_rate=None, duration=None, channels=None)
+        source_id, start = self.source(item, split)
+        row.update(dataset=self.NAME, split=split, audio=None, sampling_rate=None, duration=None, channels=None,
+                   source_id=source_id, source_start=start, audio_sha256=None)
         path = item.get("audio_path")
         if path is None:
             return row
@@ -174,5 +196,5 @@ class LarbBuilder(datasets.GeneratorBasedBuilder):
                             fix="the file is corrupt: delete it (or its extracted folder) and run again, "
                                 "or restore the official file.") from None
         row.update(audio=clip.column(), sampling_rate=clip.sampling_rate, duration=clip.duration,
-                   channels=clip.channels)
+                   channels=clip.channels, audio_sha256=content_hash(clip.data))
         return row

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import datasets
 
+from benchmark import provenance
 from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
@@ -59,6 +60,9 @@ class ClothoBuilder(LarbBuilder):
     DEFAULT_SPLITS = ("development", "validation", "evaluation")
     EXTRA_FEATURES: ClassVar[dict[str, Any]] = {"keywords": datasets.List(datasets.Value("string")),
                       **{column: datasets.Value("string") for column in _METADATA_COLUMNS}}
+
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        return provenance.freesound(item.get("sound_id") or ""), None
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         source = SOURCES[split]

@@ -43,6 +43,7 @@ from benchmark.atomic import atomic_write_text, os_faults
 from benchmark.errors import LarbError
 from benchmark.tasks import EXPORT_MANIFEST
 from datasets_builders.audio import check_sample_rate, resample
+from datasets_builders.base import read_build_options
 
 log = logging.getLogger("larb.data")
 
@@ -108,6 +109,7 @@ def export(source: str | Path, split: str, to: str | Path, *, sample_rate: int |
                         fix="export a split with captions (e.g. evaluation, not captioning_test).")
 
     dataset_name = _single(table, "dataset") or source.name
+    provenance = {"options": read_build_options(table.info.description), "sources": _sources(table, names)}
     key = {"source": str(source), "split": split, "sample_rate": sample_rate, "rows": table.num_rows,
            "fingerprint": getattr(table, "_fingerprint", None)}
     work = partial_folder(target)
@@ -116,7 +118,7 @@ def export(source: str | Path, split: str, to: str | Path, *, sample_rate: int |
     try:
         with os_faults(work, doing=f"exporting into {target}"):
             exported = _write_audio(table, names, work, sample_rate, result)
-            _finish(work, target, exported, key, result, overwrite=overwrite)
+            _finish(work, target, exported, key, result, provenance, overwrite=overwrite)
     except BaseException:
         if work.exists():
             log.warning("the export stopped; run the same command again to resume it (%d audio files are "
@@ -245,9 +247,19 @@ def _wav_bytes(data: bytes, sample_rate: int | None, file_name: str) -> bytes:
     return buffer.getvalue()
 
 
+def _sources(table, names: list[tuple[str | None, list[str]]]) -> dict[str, str]:
+    """Exported file -> source identity, from the build's `source_id` column (empty for older builds)."""
+    if "source_id" not in table.column_names:
+        return {}
+    return {name: source for (name, _), source in zip(names, table["source_id"], strict=True) if name and source}
+
+
 def _finish(work: Path, target: Path, exported: list[tuple[str, list[str]]], key: dict[str, object],
-            result: ExportResult, *, overwrite: bool) -> None:
-    """Write the manifest and `captions.csv` (last, atomically), then rename the folder into place."""
+            result: ExportResult, provenance: dict[str, object], *, overwrite: bool) -> None:
+    """Write the manifest and `captions.csv` (last, atomically), then rename the folder into place.
+
+    The manifest also keeps the build's options (e.g. WavCaps' blacklist: training on the folder
+    declares them) and each exported file's source identity (for `larb audit` of the folder)."""
     for stale in work.rglob(".*.partial"):
         stale.unlink(missing_ok=True)
     result.max_captions = max((len(captions) for _, captions in exported), default=0)
@@ -256,9 +268,11 @@ def _finish(work: Path, target: Path, exported: list[tuple[str, list[str]]], key
         what = "has audio" if not exported else "with audio has a caption"
         raise LarbError(f"no row of the {result.split} split {what}: there is no task to export.",
                         fix="export a split whose rows have audio and captions.")
+    written = {name for name, _ in exported}
+    provenance = {**provenance, "sources": {n: s for n, s in dict(provenance["sources"]).items() if n in written}}
     manifest = {"key": key, "complete": True, "dataset": result.dataset, "split": result.split,
                 "rows": result.rows, "exported": result.exported, "skipped": result.skipped,
-                "renamed": result.renamed, "captions_file": CAPTIONS_FILE}
+                "renamed": result.renamed, "captions_file": CAPTIONS_FILE, **provenance}
     atomic_write_text(work / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(work / CAPTIONS_FILE, captions_csv(exported, result.max_captions))
     atomic_write_text(work / output_folders.MARKER, json.dumps({"written_by": "larb data export"}) + "\n")

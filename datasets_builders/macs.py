@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import datasets
 import yaml
 
+from benchmark import provenance
 from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
@@ -88,6 +89,9 @@ class MacsBuilder(LarbBuilder):
         "scene_label": datasets.Value("string"), "identifier": datasets.Value("string"),
         "source_label": datasets.Value("string"),
     }
+
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        return provenance.tau(item["file_name"]), None
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         files = read_annotations(sources.obtain(ANNOTATIONS, self.data_path))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import datasets
 
+from benchmark import provenance
 from benchmark.errors import LarbError
 from datasets_builders import archives, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
@@ -33,6 +34,9 @@ from datasets_builders.splitzip import ZipFormatError, count_parts, split_parts
 log = logging.getLogger("larb.data")
 
 
+# split -> the `benchmark.provenance` kind of its ids
+SOURCE_KINDS = {"freesound": "freesound", "bbc_sound_effects": "bbc", "soundbible": "soundbible",
+                "audioset_sl": "youtube"}
 _TEXT_FIELDS = ("title", "description", "author", "href", "download_link")
 
 
@@ -98,6 +102,9 @@ class WavCapsBuilder(LarbBuilder):
         "tags": datasets.List(datasets.Value("string")), "category": datasets.List(datasets.Value("string")),
         "json_duration": datasets.Value("float64"),
     }
+
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        return provenance.wavcaps(SOURCE_KINDS[split], item["id"]), None
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         subset = SUBSETS[split]

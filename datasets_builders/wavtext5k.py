@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import datasets
 import soundfile as sf
 
-from benchmark import assets
+from benchmark import assets, provenance
 from benchmark.errors import LarbError
 from datasets_builders import fetchjobs, sources
 from datasets_builders.audio import AUDIO_SUFFIXES
@@ -151,6 +151,9 @@ class WavText5KBuilder(LarbBuilder):
         "view_link": datasets.Value("string"), "download_link": datasets.Value("string"),
         "download_status": datasets.Value("string"),
     }
+
+    def source(self, item: dict[str, Any], split: str) -> tuple[str | None, float | None]:
+        return provenance.web_page(item["view_link"]), None
 
     def _items(self, split: str) -> list[dict[str, Any]]:
         table = Path(self.option("table")).expanduser() if self.option("table") else None

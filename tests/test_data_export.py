@@ -161,7 +161,9 @@ def hand_built(tmp_path: Path) -> Path:
         "audio": [{"bytes": data, "path": name} if data else None for name, data, _ in rows],
         "file_name": [name for name, _, _ in rows], "captions": [c for _, _, c in rows],
         "dataset": ["audiocaps"] * 4, "split": ["test"] * 4, "sampling_rate": [44_100, None, 44_100, 44_100],
-        "duration": [0.05, None, 0.05, 0.05], "channels": [1, None, 1, 1]}, features=features)
+        "duration": [0.05, None, 0.05, 0.05], "channels": [1, None, 1, 1],
+        "source_id": ["youtube:aaaaaaaaaaa", "youtube:mmmmmmmmmmm", None, "youtube:qqqqqqqqqqq"],
+        "source_start": [10.0, 20.0, None, 0.0], "audio_sha256": [None] * 4}, features=features)
     return save_atomically(datasets.DatasetDict({"test": finish(table, None)}), tmp_path / "hand")
 
 
@@ -173,6 +175,8 @@ def test_missing_audio_is_skipped_and_listed(cli, tmp_path):
     assert "audiocaps test: 4 rows, 3 audio files (3 written), 1 skipped" in out
     assert "skipped, no audio (1; their captions are not in the task):\n  missing_20.wav" in out
     assert "'clip.flac' -> 'clip.wav'" in out
+    manifest = json.loads((folder / ".larb-export.json").read_text())  # each exported file's source, for audits
+    assert manifest["sources"] == {"a_10.wav": "youtube:aaaaaaaaaaa", "quiet.wav": "youtube:qqqqqqqqqqq"}
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, output_folders.MARKER, "a_10.wav",
                                                         CAPTIONS_FILE, "clip.wav", "quiet.wav"]
     assert sf.info(str(folder / "clip.wav")).format == "WAV"
@@ -227,7 +231,8 @@ def _one_row(path: Path, file_name: str | None) -> Path:
     """A build of one row without audio (a retrieval caption, or an unavailable clip)."""
     table = datasets.Dataset.from_dict({
         "audio": [None], "file_name": [file_name], "captions": [["A dog barks."]], "dataset": ["clotho"],
-        "split": ["s"], "sampling_rate": [None], "duration": [None], "channels": [None]},
+        "split": ["s"], "sampling_rate": [None], "duration": [None], "channels": [None], "source_id": [None],
+        "source_start": [None], "audio_sha256": [None]},
         features=common_features({}))
     return save_atomically(datasets.DatasetDict({"s": finish(table, None)}), path)
 
