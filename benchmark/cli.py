@@ -157,8 +157,9 @@ def _note_coverage(result) -> None:
         main = result.task.spec.main_metric
         low, high = covered["full_set_bounds"][main]
         print(f"coverage: {covered['clips']:,} of {covered['of_clips']:,} clips, {covered['queries']:,} of "
-              f"{covered['of_queries']:,} queries of {covered['of']}; its full-set {main} lies in "
-              f"[{low:.4f}, {high:.4f}] (missing queries all missed vs all hit at rank 1)")
+              f"{covered['of_queries']:,} queries of {covered['of']}; full-set {main} at most {high:.4f}, and "
+              f"at least {low:.4f} if the missing clips displace none of these results (missing queries all "
+              "missed vs all hit at rank 1)")
 
 
 def _note_depth(result) -> None:
@@ -341,8 +342,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     q = tsub.add_parser("derive", help="a task restricted to the clips you have (e.g. AudioCaps' surviving videos)")
     q.add_argument("base", help="a registered text-to-audio task, e.g. audiocaps-v1/test")
     q.add_argument("--available", required=True, metavar="MANIFEST",
-                   help="the download manifest of 'larb data build' (manifest.json in its audio folder), or a "
-                        "text file with a clip name per line")
+                   help="a 'larb data export' folder of the clips you have, a text file with a clip name per line, "
+                        "or the download manifest of 'larb data build'")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_cmd_tasks_derive)
 

@@ -5,8 +5,9 @@ official metadata (`benchmark.provenance`): a task names the metadata asset that
 files to sources (`TaskSpec.corpus_metadata`), and `metadata_assets` says which assets hold the
 sources of a declared dataset split. WavCaps entries subtract the blacklists they declare
 (`options: {blacklist: ...}`); an entry that declares none is audited as if none was applied, the
-larger overlap. An entry LARB has no pinned metadata for (a user's folder, WavCaps BBC and
-AudioSet_SL, whose JSONs have no published checksum) is listed as not audited, never guessed.
+larger overlap; WavText5K is audited as its whole table (an upper bound for the described rows).
+An entry LARB has no pinned metadata for (a user's folder, WavCaps BBC and AudioSet_SL, whose
+JSONs have no published checksum) is listed as not audited, never guessed.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def metadata_assets(declared: str, options: Mapping[str, str]) -> tuple[str, ...
     dataset, _, split = declared.partition("/")
     if dataset == "clotho-v2.1" and split in ("development", "validation", "evaluation"):
         return (_CLOTHO.format(split),)
-    if declared == "audiocaps-v1/test" or (dataset == "audiocaps" and split in ("train", "val", "test")):
-        version = options.get("version", "1")
+    if dataset in ("audiocaps", "audiocaps-v1", "audiocaps-2.0") and split in ("train", "val", "test"):
+        version = {"audiocaps-v1": "1", "audiocaps-2.0": "2.0"}.get(dataset) or options.get("version", "1")
         return (f"audiocaps-{'v1' if version == '1' else version}/{split}-captions",)
     if dataset == "wavcaps" and split in _WAVCAPS_JSON:
         return (_WAVCAPS_JSON[split],)
@@ -45,11 +46,10 @@ def metadata_assets(declared: str, options: Mapping[str, str]) -> tuple[str, ...
 class Overlap:
     """Corpus files of a task whose source is in the declared training data."""
 
-    files: int          # corpus files found in the training data
-    audited_files: int  # corpus files whose source the task's metadata names
-    corpus: int
-    examples: tuple[str, ...]
-    not_audited: tuple[str, ...]  # declared entries LARB could not audit, with the reason
+    files: int    # the task's audio files whose source the training data holds
+    corpus: int   # the task's audio files
+    audited: bool  # the task's sources and at least one declared entry could be read
+    not_audited: tuple[str, ...]  # what LARB could not audit, with the reason
 
     @property
     def share(self) -> float:
@@ -109,10 +109,11 @@ def training_sources(entry: Mapping[str, Any]) -> frozenset[str]:
 def overlap(task: Task, training_data: list[dict]) -> Overlap | None:
     """The task's corpus files that the declared training data holds; None when the task's corpus
     has no known sources (generated or user folders)."""
+    n_audio = len(audio_files(task))
     try:
         corpus = corpus_sources(task)
-    except LarbError:
-        return None
+    except LarbError as exc:  # e.g. offline without the metadata: said, not hidden
+        return Overlap(0, n_audio, False, (f"the task's own metadata: {exc}",))
     if corpus is None:
         return None
     seen: set[str] = set()
@@ -122,5 +123,5 @@ def overlap(task: Task, training_data: list[dict]) -> Overlap | None:
             seen |= training_sources(entry)
         except LarbError as exc:
             not_audited.append(f"{entry_name(entry)}: {exc}")
-    shared = sorted(f for f, source in corpus.items() if source in seen)
-    return Overlap(len(shared), len(corpus), len(audio_files(task)), tuple(shared[:10]), tuple(not_audited))
+    shared = sum(source in seen for source in corpus.values())
+    return Overlap(shared, n_audio, len(not_audited) < len(training_data), tuple(not_audited))

@@ -14,19 +14,26 @@ queries' lists, which no bound here accounts for.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from benchmark import untrusted
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import LarbError
-from benchmark.tasks import DERIVED_MARK, TASKS, Task, build_derived, derived_record_path, get_task
+from benchmark.tasks import EXPORT_MANIFEST, TASKS, Task, build_derived, derived_id, derived_record_path, get_task
 
 
 def read_available(path: Path, corpus: tuple[str, ...]) -> list[str]:
-    """The clip names a manifest lists: a `larb data build` download manifest (JSON, clips whose
-    status is "ok") or a text file with one clip per line (`#` comments; `.wav` may be left off)."""
+    """The clip names a manifest lists: a task folder written by `larb data export` (the audio
+    files it holds: the surest record of the clips one has), a text file with one clip per line
+    (`#` comments; `.wav` may be left off), or the download manifest of `larb data build` (JSON,
+    the clips it downloaded, status "ok"; clips found in a `--data-dir` are not in it)."""
+    if path.is_dir():
+        if not (path / EXPORT_MANIFEST).is_file():
+            raise LarbError("a folder that 'larb data export' did not write.", path=path,
+                            fix="give an export folder, a text file with a clip name per line, or a download "
+                                "manifest.")
+        return sorted(str(p.relative_to(path)) for p in path.rglob("*.wav") if p.is_file())
     untrusted.regular_file(path, what="manifest")
     text = untrusted.decode_utf8(path.read_bytes(), path)
     if path.suffix.lower() == ".json":
@@ -54,10 +61,9 @@ def derive(base_id: str, available: list[str]) -> Task:
         raise LarbError(f"{base_id} is audio-to-text; derive from its text-to-audio task.",
                         fix="e.g. larb tasks derive audiocaps-v1/test --available MANIFEST.")
     kept = sorted(set(available) & set(base.corpus))
-    digest = hashlib.sha256("\n".join(kept).encode("utf-8")).hexdigest()
-    task_id = f"{base_id}{DERIVED_MARK}{digest[:12]}"
+    task_id = derived_id(base_id, kept)
     task = build_derived(task_id, base, kept)
-    record = {"id": task_id, "base": base_id, "base_sha256": base.ground_truth.sha256, "clips_sha256": digest,
+    record = {"id": task_id, "base": base_id, "base_sha256": base.ground_truth.sha256,
               "sha256": task.ground_truth.sha256, "coverage": coverage(task), "available": kept}
     path = derived_record_path(task_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +81,8 @@ def coverage(task: Task) -> dict[str, object]:
 
 
 def full_set_bounds(task: Task, means: dict[str, float]) -> dict[str, list[float]]:
-    """Per metric, [all missing queries scored 0, all scored 1] averaged with the scored ones."""
+    """Per metric, [all missing queries scored 0, all scored 1] averaged with the scored ones (the
+    lower end assumes the missing clips displace none of the scored queries' results)."""
     info = coverage(task)
     n, total = int(info["queries"]), int(info["of_queries"])  # type: ignore[call-overload]
     return {m: [round(v * n / total, 10), round((v * n + total - n) / total, 10)] for m, v in means.items()}

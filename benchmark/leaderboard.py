@@ -58,10 +58,13 @@ def training_cell(metadata: dict) -> str:
 
 def overlap_cell(row: Row) -> str:
     """" · overlap N (x %)" beside the submission: its task audio found in its declared training data
-    ("≥" when some declared data could not be audited); empty when nothing could be audited."""
+    ("≥" when some declared data could not be audited, "not audited" when none could); empty for a
+    task whose metadata names no sources."""
     found = row.overlap
     if found is None:
         return ""
+    if not found.audited:
+        return " · overlap not audited"
     return f" · overlap {'≥ ' if found.not_audited else ''}{found.files:,} ({found.share:.1%})"
 
 

@@ -108,7 +108,8 @@ def _json_sources(path: Path, data: object) -> Sources:
         # the official name, or one with a prefix (e.g. a mirror's "wavcaps-fsd_final.json")
         kind = next((k for stem, k in WAVCAPS_JSON_SUBSETS.items() if path.stem.endswith(stem)), None)
         rows = data["data"]
-        if kind is None and rows and "soundbible" in str(rows[0].get("download_link", "")):
+        first = rows[0] if rows and isinstance(rows[0], dict) else {}
+        if kind is None and "soundbible" in str(first.get("download_link", "")):
             kind = "soundbible"
         if kind is None:
             raise LarbError("a WavCaps JSON whose subset LARB cannot tell.", path=path,
@@ -131,6 +132,14 @@ def source_ids(path: str | Path) -> Sources:
     """The source identities of an official metadata file, recognised by its layout."""
     path = Path(path)
     regular_file(path, what="metadata file")
+    try:
+        return _read(path)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a file of the right layout, odd cells
+        raise LarbError(f"a row of unexpected form ({type(exc).__name__}: {str(exc)[:120]}).", path=path,
+                        fix="give the official file, unedited.") from None
+
+
+def _read(path: Path) -> Sources:
     if path.suffix.lower() in (".yaml", ".yml"):
         data = load_yaml(path)
         files = data.get("files") if isinstance(data, dict) else None

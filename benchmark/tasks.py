@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -407,6 +408,12 @@ def _restricted(gt: GroundTruth, available: set[str]) -> GroundTruth:
                        {qid: gt.relevance[qid] for qid in ids}, gt.kind)
 
 
+def derived_id(base_id: str, kept: list[str]) -> str:
+    """`base@available-<sha256 of the sorted clip names, 12 hex>`: the same clips, the same task."""
+    digest = hashlib.sha256("\n".join(sorted(kept)).encode("utf-8")).hexdigest()
+    return f"{base_id}{DERIVED_MARK}{digest[:12]}"
+
+
 def build_derived(task_id: str, base: Task, kept: list[str]) -> Task:
     """`base` restricted to the clips `kept` and the queries whose relevant clips are all kept."""
     gt = _restricted(base.ground_truth, set(kept))
@@ -414,20 +421,25 @@ def build_derived(task_id: str, base: Task, kept: list[str]) -> Task:
         base.spec, id=task_id, title=f"{base.spec.title}, the {len(gt.corpus)} of {len(base.corpus)} clips "
                                      "available here", build=lambda: gt, sha256=gt.sha256,
         source=f"derived from {base.id} by 'larb tasks derive'", transposed=None, built_from=None,
-        derived_from=base.id)
+        subset_of=None, derived_from=base.id)
     return Task(spec, gt, base.audio_dir)
 
 
 def _load_derived(task_id: str) -> Task:
     """A derived task recorded in this cache, its ground truth rebuilt and checked."""
     path = derived_record_path(task_id)
+    base_id = task_id.split(DERIVED_MARK)[0]
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        base_id, kept, sha = record["base"], list(record["available"]), record["sha256"]
+        kept, sha = [str(name) for name in record["available"]], str(record["sha256"])
+        recorded_base = record["base"]
     except (OSError, ValueError, KeyError, TypeError):
         raise LarbError(f"the derived task {task_id} is not recorded on this machine.", path=path,
-                        fix=f"derive it here: larb tasks derive {task_id.split(DERIVED_MARK)[0]} --available MANIFEST "
+                        fix=f"derive it here: larb tasks derive {base_id} --available MANIFEST "
                             "(the same clips give the same id).") from None
+    if recorded_base != base_id or derived_id(base_id, kept) != task_id:
+        raise LarbError(f"the record of {task_id} lists other clips than its id says.", path=path,
+                        fix="delete the record and derive the task again.")
     task = build_derived(task_id, get_task(base_id), kept)
     if task.ground_truth.sha256 != sha:
         raise LarbError(f"the derived task {task_id} no longer matches its record.", path=path,
@@ -496,7 +508,7 @@ def folder_task(folder: Path) -> Task:
 # Written by `larb data export` (datasets_builders.export) beside the captions CSV.
 EXPORT_MANIFEST = ".larb-export.json"
 # build options that change which clips a split holds: training on an export declares them
-DECLARED_OPTIONS = ("blacklist", "version", "rows")
+DECLARED_OPTIONS = ("blacklist", "version", "rows")  # WavCaps, AudioCaps, WavText5K
 
 
 def _export_manifest(folder: Path) -> dict | None:

@@ -24,7 +24,7 @@ import soundfile as sf
 
 from benchmark import contamination, provenance
 from benchmark.errors import LarbError
-from benchmark.tasks import TASKS, get_task
+from benchmark.tasks import DERIVED_MARK, TASKS, get_task
 from datasets_builders import fingerprint
 from datasets_builders.audio import AUDIO_SUFFIXES, content_hash
 
@@ -90,7 +90,7 @@ def _task(name: str) -> Side:
 def side(path_or_task: str | Path) -> Side:
     """Recognise one audit input: a registered task id, a build folder, a task folder or a metadata file."""
     name = str(path_or_task)
-    if name in TASKS:
+    if name in TASKS or DERIVED_MARK in name:
         return _task(name)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -103,40 +103,60 @@ def side(path_or_task: str | Path) -> Side:
     return Side(found.description, found.rows, found.ids)
 
 
-def _decoded(data: bytes) -> fingerprint.Fingerprint:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return fingerprint.fingerprint(samples, rate)
+def _analysed(side: Side, name: str, data: bytes) -> tuple[str, fingerprint.Fingerprint]:
+    """(content hash, fingerprint) of one clip; undecodable audio is the user's to fix."""
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        digest = (side.hashes or {}).get(name) or content_hash(data)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise LarbError(f"the audio of {name!r} in {side.description} cannot be decoded ({exc}).",
+                        fix="repair or remove that file, then audit again.") from None
+    return digest, fingerprint.fingerprint(samples, rate)
 
 
 def _audio_overlaps(a: Side, b: Side) -> dict[str, dict]:
-    """Exact-content and near-duplicate overlaps of two sides that both have audio."""
-    assert a.audio is not None and b.audio is not None
-    b_names, b_prints, b_hash = [], [], {}
-    for name, data in b.audio():
-        b_names.append(name)
-        b_prints.append(_decoded(data))
-        b_hash.setdefault((b.hashes or {}).get(name) or content_hash(data), name)
-    index = fingerprint.Index(b_prints)
-    same, near, a_count = [], [], 0
-    for name, data in a.audio():
-        a_count += 1
-        digest = (a.hashes or {}).get(name) or content_hash(data)
-        if digest in b_hash:
-            same.append({"a": name, "b": b_hash[digest]})
-        found = index.matches(_decoded(data))
+    """Exact-content and near-duplicate overlaps of two sides that both have audio: the side with
+    fewer rows is indexed, the other streamed through it; examples are (a, b) pairs either way."""
+    swapped = a.rows < b.rows
+    indexed, streamed = (a, b) if swapped else (b, a)
+    assert indexed.audio is not None and streamed.audio is not None
+    names, prints, by_hash = [], [], {}
+    for name, data in indexed.audio():
+        digest, print_ = _analysed(indexed, name, data)
+        names.append(name)
+        prints.append(print_)
+        by_hash.setdefault(digest, name)
+    index = fingerprint.Index(prints)
+    same, near, streamed_count = [], [], 0
+
+    def pair(streamed_name: str, indexed_name: str) -> dict[str, str]:
+        return {"a": indexed_name, "b": streamed_name} if swapped else {"a": streamed_name, "b": indexed_name}
+
+    for name, data in streamed.audio():
+        streamed_count += 1
+        digest, print_ = _analysed(streamed, name, data)
+        if digest in by_hash:
+            same.append(pair(name, by_hash[digest]))
+        found = index.matches(print_)
         if found:
             clip, ber, offset = found[0]
-            near.append({"a": name, "b": b_names[clip], "bit_error_rate": round(ber, 4),
-                         "offset_seconds": round(offset * fingerprint.HOP / fingerprint.RATE, 3)})
+            seconds = offset * fingerprint.HOP / fingerprint.RATE  # the indexed clip at t + seconds = the streamed at t
+            near.append({**pair(name, names[clip]), "bit_error_rate": round(ber, 4),
+                         "offset_seconds": round(-seconds if swapped else seconds, 3)})
+    a_count = len(names) if swapped else streamed_count
+    same.sort(key=lambda e: (e["a"], e["b"]))
+    near.sort(key=lambda e: (e["a"], e["b"]))
+    def share(pairs: list[dict]) -> float:  # the share of a's clips in some pair
+        return len({e["a"] for e in pairs}) / a_count if a_count else 0.0
+
     return {
-        "by_content_hash": {"count": len(same), "examples": same[:EXAMPLES],
-                            "share_of_a": len(same) / a_count if a_count else 0.0},
-        "near_duplicates": {"count": len(near), "examples": near[:EXAMPLES],
-                            "share_of_a": len(near) / a_count if a_count else 0.0,
+        "by_content_hash": {"count": len(same), "examples": same[:EXAMPLES], "share_of_a": share(same)},
+        "near_duplicates": {"count": len(near), "examples": near[:EXAMPLES], "share_of_a": share(near),
+                            "offset": "a at time t is b at time t + offset_seconds",
                             "method": "Haitsma-Kalker 32-bit fingerprint, bit error rate below "
                                       f"{fingerprint.THRESHOLD} over at least "
                                       f"{fingerprint.MIN_OVERLAP_FRAMES * fingerprint.HOP / fingerprint.RATE:.2f} s"},
-        "audio_files": {"a": a_count, "b": len(b_names)},
+        "audio_files": {"a": a_count, "b": streamed_count if swapped else len(names)},
     }
 
 

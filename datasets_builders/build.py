@@ -20,7 +20,7 @@ import datasets
 from benchmark import assets, output_folders
 from benchmark.atomic import os_faults
 from benchmark.errors import WRITE_FAULTS, LarbError, os_error
-from datasets_builders import builder_class
+from datasets_builders import builder_class, mapped_pages
 from datasets_builders.audio import check_sample_rate
 from datasets_builders.base import LarbBuilder
 
@@ -99,7 +99,8 @@ def save_atomically(result: datasets.DatasetDict, target: Path, *, overwrite: bo
     """`save_to_disk` into a marked staging folder beside `target`, then swap it into place."""
     staging = output_folders.staging_folder(target, "larb data build")
     try:
-        with os_faults(staging, doing=f"saving the build into {target}"):
+        sources = [f["filename"] for split in result.values() for f in split.cache_files]
+        with os_faults(staging, doing=f"saving the build into {target}"), mapped_pages.released(sources):
             result.save_to_disk(str(staging))
         output_folders.publish(staging, target, overwrite=overwrite)
     except BaseException:

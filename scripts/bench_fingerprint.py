@@ -76,7 +76,29 @@ def main() -> int:
           f"pairs below the threshold: {len(false)}")
     for line in missed[:10] + false[:10]:
         print("  " + line)
+    scaling()
     return 0
+
+
+def scaling() -> None:
+    """Query time against indexes of 100 to 10,000 clips of random 10 s fingerprints (a stand-in
+    for unrelated clips): with a bounded number of verified candidates it should stay flat."""
+    from datasets_builders.fingerprint import Fingerprint
+
+    rng = np.random.default_rng(0)
+    frames = 860  # 10 s
+    queries = [Fingerprint(rng.integers(0, 2**32, frames, dtype=np.uint32), np.ones(frames, bool)) for _ in range(20)]
+    print(f"{'index clips':>11} {'build s':>8} {'ms per query':>12}")
+    for n in (100, 1_000, 10_000):
+        prints = [Fingerprint(rng.integers(0, 2**32, frames, dtype=np.uint32), np.ones(frames, bool))
+                  for _ in range(n)]
+        started = time.perf_counter()
+        index = Index(prints)
+        built = time.perf_counter() - started
+        started = time.perf_counter()
+        for query in queries:
+            index.matches(query)
+        print(f"{n:>11,} {built:>8.2f} {1000 * (time.perf_counter() - started) / len(queries):>12.1f}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ def test_every_layout_is_recognised_and_intersected(tmp_path):
     unknown.write_text("a,b\n1,2\n")
     with pytest.raises(LarbError, match="a CSV of no dataset LARB knows"):
         source_ids(unknown)
+    odd = {"test.csv": "audiocap_id,youtube_id,start_time,caption\n1,abcDEF12345,soon,a dog\n",
+           "blacklist_x.json": json.dumps({"FreeSound": 5}), "sb_final.json": json.dumps({"data": ["x"]})}
+    for name, text in odd.items():  # the right layout, cells of the wrong form: one clear error
+        (tmp_path / name).write_text(text)
+        with pytest.raises(LarbError, match="unexpected form|usable id"):
+            source_ids(tmp_path / name)
 
 
 def test_the_cli_prints_json_and_refuses_an_unknown_file_with_one_line(tmp_path, run_cli):
@@ -150,19 +156,28 @@ def test_audit_finds_the_same_and_the_nearly_same_audio_in_a_build_and_a_task_fo
     near, near_rate = near_copies(sf.read(audio / names[1], dtype="float32")[0], rate)["trimmed-start"]
     sf.write(folder / "near.wav", near * 0.5, near_rate)  # trimmed and 6 dB quieter
     write_wav(folder / "other.wav", seconds=4.0, seed=7)
-    (folder / "captions.csv").write_text("file_name,caption_1\nsame.flac,x\nnear.wav,y\nother.wav,z\n")
+    write_wav(folder / "more.wav", seconds=4.0, seed=8)
+    (folder / "captions.csv").write_text("file_name,caption_1\nsame.flac,x\nnear.wav,y\nother.wav,z\nmore.wav,w\n")
     report = audit(built, folder)
     assert report["a"]["source_ids"] == 3 and report["by_source_id"]["count"] == 0  # the folder names no sources
-    assert report["audio_files"] == {"a": 3, "b": 3}
+    assert report["audio_files"] == {"a": 3, "b": 4}
     assert report["by_content_hash"]["examples"] == [{"a": f"evaluation/{names[0]}", "b": "same.flac"}]
     pairs = {(e["a"], e["b"]) for e in report["near_duplicates"]["examples"]}
     assert pairs == {(f"evaluation/{names[0]}", "same.flac"), (f"evaluation/{names[1]}", "near.wav")}
     trimmed = next(e for e in report["near_duplicates"]["examples"] if e["b"] == "near.wav")
-    assert abs(trimmed["offset_seconds"] + 1.013) < 0.02  # a's frame i is b's frame i - 1.013 s
+    assert abs(trimmed["offset_seconds"] + 1.013) < 0.02  # a at t is b at t - 1.013 s
+    mirrored = audit(folder, built)  # the other side is indexed now: the same pairs, seen from the folder
+    assert {(e["b"], e["a"]) for e in mirrored["near_duplicates"]["examples"]} == pairs
+    assert abs(next(e for e in mirrored["near_duplicates"]["examples"] if e["a"] == "near.wav")["offset_seconds"]
+               - 1.013) < 0.02
+    assert mirrored["near_duplicates"]["share_of_a"] == 0.5 and report["near_duplicates"]["share_of_a"] == 2 / 3
     code, out, _ = run_cli("audit", built, folder)
     assert code == 0 and "same decoded audio (sha256): 1" in out and "near-duplicates" in out
     code, _, err = run_cli("audit", built, tmp_path / "nothing-here")
     assert code == 2 and "Traceback" not in err and "nothing-here" in err
+    (folder / "more.wav").write_bytes(b"RIFF, but no audio")  # undecodable: named, one line, exit 2
+    code, _, err = run_cli("audit", built, folder)
+    assert code == 2 and "'more.wav'" in err and "cannot be decoded" in err and len(err.strip().splitlines()) == 1
 
 
 def test_every_near_copy_of_generated_clips_is_found_and_no_distinct_clip_is(tmp_path):
@@ -190,6 +205,7 @@ def test_the_board_shows_the_task_audio_found_in_the_declared_training_data(tmp_
     root = tmp_path / "subs"
     for sub_id, training in (("dev-trained", [{"dataset": "clotho-v2.1", "split": "development"},
                                               {"dataset": "wavcaps", "split": "bbc_sound_effects"}]),
+                             ("bbc-only", [{"dataset": "wavcaps", "split": "bbc_sound_effects"}]),
                              ("zero-shot", [])):
         folder = root / sub_id
         folder.mkdir(parents=True)
@@ -204,6 +220,7 @@ def test_the_board_shows_the_task_audio_found_in_the_declared_training_data(tmp_
     assert "`dev-trained` · overlap ≥ 1 (0.1%)" in row
     assert "- `dev-trained`: wavcaps/bbc_sound_effects: no pinned metadata" in text
     assert "overlap" not in next(line for line in text.splitlines() if "`zero-shot`" in line)
+    assert "`bbc-only` · overlap not audited" in text
 
 
 def test_a_wavcaps_export_declares_its_blacklist_and_the_audit_subtracts_it(tmp_path, monkeypatch, shared_mirror):

@@ -41,7 +41,28 @@ def test_a_derived_task_keeps_the_clips_listed_and_the_queries_they_answer(tmp_p
     low, high = record["coverage"]["full_set_bounds"]["mAP@10"]
     assert record["metrics"]["mAP@10"] == 1.0
     assert low == pytest.approx(len(answered) / demo.ground_truth.n_queries) and high == 1.0
-    assert f"its full-set mAP@10 lies in [{low:.4f}, 1.0000]" in out
+    assert f"full-set mAP@10 at most 1.0000, and at least {low:.4f} if the missing clips displace none" in out
+
+
+def test_an_export_folder_lists_the_clips_and_an_edited_record_is_refused(tmp_path, run_cli):
+    from benchmark.tasks import EXPORT_MANIFEST, derived_record_path
+
+    demo = get_task("demo")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in demo.corpus[:5]:
+        (folder / name).write_bytes(b"")
+    (folder / EXPORT_MANIFEST).write_text("{}")
+    code, out, err = run_cli("tasks", "derive", "demo", "--available", folder, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["clips"] == 5
+    record_path = derived_record_path(info["id"])
+    record = json.loads(record_path.read_text())
+    record["available"] = record["available"][:4]  # other clips under the same id
+    record_path.write_text(json.dumps(record))
+    code, _, err = run_cli("evaluate", tmp_path / "x.csv", "--task", info["id"])
+    assert code == 2 and "lists other clips than its id says" in err
 
 
 def test_an_unknown_derived_id_or_an_empty_manifest_is_one_clear_error(tmp_path, run_cli):
