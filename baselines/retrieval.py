@@ -16,8 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-DEFAULT_BLOCK_BYTES = 16 << 20  # one score tile: small enough to stay in cache for the max pass
-CORPUS_BLOCK = 4096  # columns per tile (1,024 queries x 4,096 files = 16 MiB: measured fastest here)
+# One score tile of 4,096 queries x 4,096 files (64 MiB): at a dim of 512 a GEMM of this shape ran at
+# 0.91-0.99 of a square 4,096 GEMM here, a 1,024-query tile at 0.81-0.88 (scripts/bench_retrieval.py).
+DEFAULT_BLOCK_BYTES = 64 << 20
+CORPUS_BLOCK = 4096  # columns per tile
 CHUNK = 64  # columns per maximum in `_merge_tile`
 
 
@@ -30,33 +32,60 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
 
     A top-k of every row of every tile costs about half as much as the GEMM that made the tile.
     Instead, one pass takes the maximum of each run of CHUNK columns; only chunks whose maximum
-    beats the row's current k-th best can hold new entries, and the k chunks with the largest
-    maxima hold all of a row's top k. So only those few chunks of the few rows that can change
-    are gathered and sorted (a small share once some tiles are merged). A score equal to the
-    current k-th best does not displace it; ties within a tile are broken as torch.topk breaks them.
+    beats the row's current k-th best can hold new entries. Once a few tiles are merged such
+    chunks are rare, so only their scores above the k-th best are gathered and merged (most of
+    the cost of a top-k per row, measured by scripts/bench_retrieval.py, was in gathering whole
+    chunks for rows that gain nothing). Where many chunks qualify (a query block's first tile), a
+    plain top-k per row is cheaper. A score equal to the current k-th best does not displace it;
+    ties within a tile are broken as torch.topk breaks them. NaN scores never enter the top k.
     """
     n_rows, width = tile.shape
     threshold = best_s[:, -1]
     if width % CHUNK:  # the corpus's last, narrower tile: the plain way
-        rows = (tile.amax(dim=1).nan_to_num(nan=torch.inf) > threshold).nonzero().squeeze(1)
-        if len(rows) == 0:
-            return
-        values, cols = tile[rows].topk(min(k, width), dim=1)
+        hot_rows = (tile.amax(dim=1).nan_to_num(nan=torch.inf) > threshold).nonzero().squeeze(1)
+        _merge_dense(tile, hot_rows, best_s, best_i, offset, k)
+        return
+    # a NaN maximum would hide its chunk's other scores: look at such chunks too
+    maxima = tile.view(n_rows, width // CHUNK, CHUNK).amax(dim=2).nan_to_num(nan=torch.inf)
+    pair_rows, pair_chunks = (maxima > threshold[:, None]).nonzero(as_tuple=True)
+    if len(pair_rows) == 0:
+        return
+    if len(pair_rows) * CHUNK * 8 > tile.numel():
+        _merge_dense(tile, pair_rows.unique_consecutive(), best_s, best_i, offset, k)
+        return
+    values = tile.view(n_rows, width // CHUNK, CHUNK)[pair_rows, pair_chunks]  # whole chunks: cheap copies
+    cols = pair_chunks[:, None] * CHUNK + torch.arange(CHUNK)
+    above = values > threshold[pair_rows, None]
+    cand_rows, cand_values, cand_cols = pair_rows[:, None].expand_as(values)[above], values[above], cols[above]
+    # candidates come in (row, column) order: number them within their row to lay them out per row
+    rows, group, per_row = cand_rows.unique_consecutive(return_inverse=True, return_counts=True)
+    rank = torch.arange(len(cand_rows)) - (per_row.cumsum(0) - per_row)[group]
+    new_s = torch.full((len(rows), int(per_row.max())), -torch.inf)
+    new_i = torch.zeros(new_s.shape, dtype=torch.int64)
+    new_s[group, rank] = cand_values
+    new_i[group, rank] = cand_cols + offset
+    _keep_best(rows, new_s, new_i, best_s, best_i, k)
+
+
+def _merge_dense(tile: torch.Tensor, rows: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor,
+                 offset: int, k: int) -> None:
+    """Merge the top k of whole tile rows `rows` (the plain way)."""
+    if len(rows) == 0:
+        return
+    if len(rows) * 2 > tile.shape[0]:  # most rows: no copy of the tile
+        values, cols = tile.topk(min(k, tile.shape[1]), dim=1, sorted=False)
+        values, cols = values[rows], cols[rows]
     else:
-        # a NaN maximum would hide its chunk's other scores: look at such chunks too
-        maxima = tile.view(n_rows, width // CHUNK, CHUNK).amax(dim=2).nan_to_num(nan=torch.inf)
-        counts = (maxima > threshold[:, None]).sum(dim=1)
-        rows = counts.nonzero().squeeze(1)
-        if len(rows) == 0:
-            return
-        _, chunks = maxima[rows].topk(min(int(counts[rows].max()), k), dim=1)
-        cols = (chunks[:, :, None] * CHUNK + torch.arange(CHUNK)).reshape(len(rows), -1)
-        values = tile[rows[:, None], cols]
-        values, pick = values.topk(min(k, values.shape[1]), dim=1)
-        cols = cols.gather(1, pick)
-    values = torch.where(values > threshold[rows, None], values, -torch.inf)
-    merged, pos = torch.cat([best_s[rows], values], dim=1).topk(k, dim=1)
-    best_i[rows] = torch.cat([best_i[rows], cols + offset], dim=1).gather(1, pos)
+        values, cols = tile[rows].topk(min(k, tile.shape[1]), dim=1, sorted=False)
+    values = torch.where(values > best_s[rows, -1:], values, -torch.inf)
+    _keep_best(rows, values, cols + offset, best_s, best_i, k)
+
+
+def _keep_best(rows: torch.Tensor, new_s: torch.Tensor, new_i: torch.Tensor, best_s: torch.Tensor,
+               best_i: torch.Tensor, k: int) -> None:
+    """The k best of each row's current and new entries."""
+    merged, pos = torch.cat([best_s[rows], new_s], dim=1).topk(k, dim=1)
+    best_i[rows] = torch.cat([best_i[rows], new_i], dim=1).gather(1, pos)
     best_s[rows] = merged
 
 

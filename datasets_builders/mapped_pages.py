@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MADV_DONTNEED = 4
-INTERVAL_SECONDS = 0.2
+INTERVAL_SECONDS = 0.1
 
 
 def _mappings(paths: set[str]) -> Iterator[tuple[int, int]]:

@@ -18,27 +18,42 @@ def _brute_force(q: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return np.take_along_axis(sim, order, axis=1), order
 
 
-@settings(max_examples=60, deadline=None)
-@given(n_q=st.integers(1, 40), n_c=st.integers(1, 70), dim=st.integers(1, 9), k=st.integers(1, 12),
-       block_bytes=st.sampled_from([1, 64, 1000, 1 << 20]), corpus_block=st.sampled_from([1, 3, 16, 4096]),
-       seed=st.integers(0, 2**31))
-def test_top_k_equals_brute_force_at_any_tiling(n_q, n_c, dim, k, block_bytes, corpus_block, seed):
+@settings(max_examples=80, deadline=None)
+@given(n_q=st.integers(1, 40), n_c=st.integers(1, 300), dim=st.integers(1, 9), k=st.integers(1, 12),
+       block_bytes=st.sampled_from([1, 64, 1000, 1 << 20]), corpus_block=st.sampled_from([1, 3, 16, 32, 4096]),
+       chunk=st.sampled_from([1, 2, 4, 64]), seed=st.integers(0, 2**31))
+def test_top_k_equals_brute_force_at_any_tiling(n_q, n_c, dim, k, block_bytes, corpus_block, chunk, seed):
     rng = np.random.default_rng(seed)
     # Integer-valued vectors: exact scores, so any tie is a true tie and ranks compare by score.
     q = rng.integers(-3, 4, (n_q, dim)).astype(np.float32)
     c = rng.integers(-3, 4, (n_c, dim)).astype(np.float32)
-    original = retrieval.CORPUS_BLOCK
-    retrieval.CORPUS_BLOCK = corpus_block
+    original = retrieval.CORPUS_BLOCK, retrieval.CHUNK
+    retrieval.CORPUS_BLOCK, retrieval.CHUNK = corpus_block, chunk
     try:
         scores, indices = top_k(q, c, k, block_bytes=block_bytes)
     finally:
-        retrieval.CORPUS_BLOCK = original
+        retrieval.CORPUS_BLOCK, retrieval.CHUNK = original
     want_scores, _ = _brute_force(q, c, k)
     assert indices.shape == scores.shape == (n_q, min(k, n_c))
     np.testing.assert_array_equal(scores, want_scores)
     # Each returned index is distinct and really has the returned score.
     assert all(len(set(row)) == len(row) for row in indices)
     np.testing.assert_array_equal(np.take_along_axis(q @ c.T, indices, axis=1), scores)
+
+
+def test_tiles_after_the_first_merge_only_the_chunks_that_beat_the_kth_best(monkeypatch):
+    """Random vectors, many tiles: the sparse merge carries most tiles and stays exact."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((32, 16)).astype(np.float32)
+    c = rng.standard_normal((20 * 4096, 16)).astype(np.float32)
+    dense_calls = []
+    merge_dense = retrieval._merge_dense
+    monkeypatch.setattr(retrieval, "_merge_dense", lambda *a: dense_calls.append(1) or merge_dense(*a))
+    scores, indices = top_k(q, c, 10)
+    want_scores, want = _brute_force(q, c, 10)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(indices, want)
+    assert 1 <= len(dense_calls) <= 2  # the first tile or two, of 20
 
 
 def test_faiss_path_returns_the_same_ranking():
