@@ -57,8 +57,13 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     cols = pair_chunks[:, None] * CHUNK + torch.arange(CHUNK)
     above = values > threshold[pair_rows, None]
     cand_rows, cand_values, cand_cols = pair_rows[:, None].expand_as(values)[above], values[above], cols[above]
+    if len(cand_rows) == 0:  # the chunks qualified by a NaN alone
+        return
     # candidates come in (row, column) order: number them within their row to lay them out per row
     rows, group, per_row = cand_rows.unique_consecutive(return_inverse=True, return_counts=True)
+    if int(per_row.max()) * len(rows) * 8 > tile.numel():  # one row gains much: padding would outgrow the tile
+        _merge_dense(tile, rows, best_s, best_i, offset, k)
+        return
     rank = torch.arange(len(cand_rows)) - (per_row.cumsum(0) - per_row)[group]
     new_s = torch.full((len(rows), int(per_row.max())), -torch.inf)
     new_i = torch.zeros(new_s.shape, dtype=torch.int64)
@@ -72,11 +77,11 @@ def _merge_dense(tile: torch.Tensor, rows: torch.Tensor, best_s: torch.Tensor, b
     """Merge the top k of whole tile rows `rows` (the plain way)."""
     if len(rows) == 0:
         return
-    if len(rows) * 2 > tile.shape[0]:  # most rows: no copy of the tile
-        values, cols = tile.topk(min(k, tile.shape[1]), dim=1, sorted=False)
+    # torch.topk ranks NaN first: a NaN would take the place of a real score
+    scores = (tile if len(rows) * 2 > tile.shape[0] else tile[rows]).nan_to_num(nan=-torch.inf)
+    values, cols = scores.topk(min(k, tile.shape[1]), dim=1, sorted=False)
+    if scores.shape[0] != len(rows):
         values, cols = values[rows], cols[rows]
-    else:
-        values, cols = tile[rows].topk(min(k, tile.shape[1]), dim=1, sorted=False)
     values = torch.where(values > best_s[rows, -1:], values, -torch.inf)
     _keep_best(rows, values, cols + offset, best_s, best_i, k)
 

@@ -95,6 +95,18 @@ def test_a_nan_score_does_not_hide_the_other_files_of_its_chunk():
     assert sorted(indices[0].tolist()) == best
 
 
+def test_nan_scores_neither_take_a_place_nor_break_a_later_tile():
+    q = np.ones((1, 2), np.float32)
+    c = np.array([[np.nan, 0], [3, 0], [2, 0], [1, 0]], np.float32)
+    scores, indices = top_k(q, c, 3)
+    assert indices[0].tolist() == [1, 2, 3] and scores[0].tolist() == [3, 2, 1]
+    c = np.zeros((8192, 2), np.float32)
+    c[:4096] = 1
+    c[5000] = np.nan  # qualifies its chunk of the second tile, holds no candidate
+    scores, indices = top_k(q, c, 1)
+    assert (scores[0, 0], indices[0, 0]) == (2.0, 0)
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="chunked"):
         search(np.ones((1, 2)), np.ones((3, 2)), 1, "annoy")
