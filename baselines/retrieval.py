@@ -21,6 +21,7 @@ import torch
 DEFAULT_BLOCK_BYTES = 64 << 20
 CORPUS_BLOCK = 4096  # columns per tile
 CHUNK = 64  # columns per maximum in `_merge_tile`
+DENSE_SHARE = 8  # a sparse merge that would touch over 1/8 of a tile merges it the plain way
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -46,14 +47,15 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
         _merge_dense(tile, hot_rows, best_s, best_i, offset, k)
         return
     # a NaN maximum would hide its chunk's other scores: look at such chunks too
-    maxima = tile.view(n_rows, width // CHUNK, CHUNK).amax(dim=2).nan_to_num(nan=torch.inf)
+    chunked = tile.view(n_rows, width // CHUNK, CHUNK)
+    maxima = chunked.amax(dim=2).nan_to_num(nan=torch.inf)
     pair_rows, pair_chunks = (maxima > threshold[:, None]).nonzero(as_tuple=True)
     if len(pair_rows) == 0:
         return
-    if len(pair_rows) * CHUNK * 8 > tile.numel():
+    if len(pair_rows) * CHUNK * DENSE_SHARE > tile.numel():
         _merge_dense(tile, pair_rows.unique_consecutive(), best_s, best_i, offset, k)
         return
-    values = tile.view(n_rows, width // CHUNK, CHUNK)[pair_rows, pair_chunks]  # whole chunks: cheap copies
+    values = chunked[pair_rows, pair_chunks]  # whole chunks: cheap copies
     cols = pair_chunks[:, None] * CHUNK + torch.arange(CHUNK)
     above = values > threshold[pair_rows, None]
     cand_rows, cand_values, cand_cols = pair_rows[:, None].expand_as(values)[above], values[above], cols[above]
@@ -61,11 +63,12 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
         return
     # candidates come in (row, column) order: number them within their row to lay them out per row
     rows, group, per_row = cand_rows.unique_consecutive(return_inverse=True, return_counts=True)
-    if int(per_row.max()) * len(rows) * 8 > tile.numel():  # one row gains much: padding would outgrow the tile
+    widest = int(per_row.max())
+    if widest * len(rows) * DENSE_SHARE > tile.numel():  # one row gains much: padding would outgrow the tile
         _merge_dense(tile, rows, best_s, best_i, offset, k)
         return
     rank = torch.arange(len(cand_rows)) - (per_row.cumsum(0) - per_row)[group]
-    new_s = torch.full((len(rows), int(per_row.max())), -torch.inf)
+    new_s = torch.full((len(rows), widest), -torch.inf)
     new_i = torch.zeros(new_s.shape, dtype=torch.int64)
     new_s[group, rank] = cand_values
     new_i[group, rank] = cand_cols + offset
