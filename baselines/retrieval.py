@@ -11,21 +11,95 @@ concatenated once and searched like one model (see `ensemble_embeddings`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-# One score tile of 4,096 queries x 4,096 files (64 MiB): at a dim of 512 a GEMM of this shape ran at
-# 0.91-0.99 of a square 4,096 GEMM here, a 1,024-query tile at 0.81-0.88 (scripts/bench_retrieval.py).
-DEFAULT_BLOCK_BYTES = 64 << 20
-CORPUS_BLOCK = 4096  # columns per tile
+# One score tile of 4,096 queries x 8,192 files (128 MiB). At a dim of 512 numpy's OpenBLAS ran this
+# shape at a median 0.97 of a square 4,096 GEMM's rate, a 4,096 x 4,096 tile at 0.94-0.95 (each
+# interleaved with the square 20 times); smaller tiles merged no faster (reading a tile once is
+# bound by memory, not by cache).
+DEFAULT_BLOCK_BYTES = 128 << 20
+CORPUS_BLOCK = 8192  # columns per tile
 CHUNK = 64  # columns per maximum in `_merge_tile`
 DENSE_SHARE = 8  # a sparse merge that would touch over 1/8 of a tile merges it the plain way
+# A search of fewer scores (256 tiles of 4,096 x 8,192) multiplies with torch: timing both libraries
+# (`_faster_gemm`, 12 tiles' work) would cost more than it can save.
+TIME_GEMMS_FROM_SCORES = 1 << 33
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float32)
+    # contiguous, so that numpy hands the blocks to BLAS (it multiplies other layouts in a slow loop)
+    return torch.as_tensor(x, dtype=torch.float32).contiguous()
+
+
+def _torch_gemm(queries: torch.Tensor, corpus: torch.Tensor, out: torch.Tensor) -> None:
+    torch.mm(queries, corpus.T, out=out)
+
+
+def _numpy_gemm(queries: torch.Tensor, corpus: torch.Tensor, out: torch.Tensor) -> None:
+    np.matmul(queries.numpy(), corpus.numpy().T, out=out.numpy())
+
+
+# The libraries that can multiply a score tile. Which is faster depends on the machine: on this AMD
+# EPYC numpy's bundled OpenBLAS ran a 4,096 x 512 x 4,096 tile at 184-196 GFLOP/s and torch's MKL,
+# which does not use its best kernels on non-Intel CPUs, at 141-173; on other machines of this kind
+# numpy's OpenBLAS has been seen to pick an old kernel and run about 6x slower than torch. So a
+# large search times both.
+GEMMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]] = {
+    "torch": _torch_gemm, "numpy": _numpy_gemm}
+# per (query block, dim, corpus block), per process; scripts/bench_retrieval.py prints it
+FASTER_GEMM: dict[tuple[int, int, int], str] = {}
+
+
+@contextmanager
+def _merge_threads(gemm: str) -> Iterator[None]:
+    """Beside numpy's GEMM torch merges on one thread: OpenBLAS's idle workers spin for a while after
+    each product, and torch's second thread then fought them for the cores (a search ran at 166
+    GFLOP/s with two merge threads, 177 with one, its GEMM alone at 191)."""
+    threads = torch.get_num_threads()
+    if gemm == "numpy":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _faster_gemm(q: torch.Tensor, c: torch.Tensor, query_block: int, corpus_block: int,
+                 buffer: torch.Tensor) -> str:
+    """The library whose search step is faster here, timed once per process and tile shape; "torch"
+    for a search too small to be worth timing."""
+    if q.shape[0] * c.shape[0] < TIME_GEMMS_FROM_SCORES:
+        return "torch"
+    shape = (query_block, q.shape[1], corpus_block)
+    if shape not in FASTER_GEMM:
+        FASTER_GEMM[shape] = _time_gemms(q[:query_block], c[:corpus_block], buffer)
+    return FASTER_GEMM[shape]
+
+
+def _time_gemms(q_blk: torch.Tensor, c_blk: torch.Tensor, buffer: torch.Tensor) -> str:
+    """Time a search's usual step through each library: multiply a tile, then read it once, as the
+    merge of a tile that gains nothing does. (Whole merges would time the first tiles' plain top-k,
+    rare in a search large enough to be timed.) Each library runs one step to warm up (the other
+    library's threads still spin for a while after it stops), then two timed; in the order A B B A,
+    so that a machine's drift in rate favours neither."""
+    tile = buffer[:q_blk.shape[0] * c_blk.shape[0]].view(q_blk.shape[0], c_blk.shape[0])
+    order = [*GEMMS, *reversed(GEMMS)]
+    seconds = dict.fromkeys(GEMMS, 0.0)
+    with torch.inference_mode():
+        for name in order:
+            with _merge_threads(name):
+                for step in range(3):
+                    start = time.perf_counter()
+                    GEMMS[name](q_blk, c_blk, tile)
+                    tile.amax(dim=1)
+                    if step:
+                        seconds[name] += time.perf_counter() - start
+    return min(seconds, key=seconds.__getitem__)
 
 
 def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, offset: int, k: int) -> None:
@@ -37,8 +111,10 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     chunks are rare, so only their scores above the k-th best are gathered and merged (most of
     the cost of a top-k per row, measured by scripts/bench_retrieval.py, was in gathering whole
     chunks for rows that gain nothing). Where many chunks qualify (a query block's first tile), a
-    plain top-k per row is cheaper. A score equal to the current k-th best does not displace it;
-    ties within a tile are broken as torch.topk breaks them. NaN scores never enter the top k.
+    row's top k comes from its k chunks of largest maxima (30 ms for a 4,096 x 4,096 tile on one
+    thread, a plain top-k of its rows 100 ms; that is kept for tiles with NaN scores). A score
+    equal to the current k-th best does not displace it; ties within a tile are broken as
+    torch.topk breaks them. NaN scores never enter the top k.
     """
     n_rows, width = tile.shape
     threshold = best_s[:, -1]
@@ -46,21 +122,29 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
         hot_rows = (tile.amax(dim=1).nan_to_num(nan=torch.inf) > threshold).nonzero().squeeze(1)
         _merge_dense(tile, hot_rows, best_s, best_i, offset, k)
         return
-    # a NaN maximum would hide its chunk's other scores: look at such chunks too
     chunked = tile.view(n_rows, width // CHUNK, CHUNK)
-    maxima = chunked.amax(dim=2).nan_to_num(nan=torch.inf)
-    pair_rows, pair_chunks = (maxima > threshold[:, None]).nonzero(as_tuple=True)
-    if len(pair_rows) == 0:
+    maxima = chunked.amax(dim=2)
+    # A NaN maximum would hide its chunk's other scores: "not <=" looks at such chunks too. Rows
+    # first: late in a search few rows gain anything, and comparing only theirs saves most of the
+    # merge's work beside the pass that takes the maxima.
+    rows = (~(maxima.amax(dim=1) <= threshold)).nonzero().squeeze(1)
+    if len(rows) == 0:
         return
+    row_maxima = maxima if len(rows) == n_rows else maxima[rows]
+    pair_of, pair_chunks = (~(row_maxima <= threshold[rows, None])).nonzero(as_tuple=True)
+    pair_rows = rows[pair_of]
     if len(pair_rows) * CHUNK * DENSE_SHARE > tile.numel():
-        _merge_dense(tile, pair_rows.unique_consecutive(), best_s, best_i, offset, k)
+        if k <= maxima.shape[1] and not maxima.isnan().any():
+            _merge_best_chunks(chunked, maxima, rows, best_s, best_i, offset, k)
+        else:
+            _merge_dense(tile, rows, best_s, best_i, offset, k)
         return
     values = chunked[pair_rows, pair_chunks]  # whole chunks: cheap copies
-    cols = pair_chunks[:, None] * CHUNK + torch.arange(CHUNK)
-    above = values > threshold[pair_rows, None]
-    cand_rows, cand_values, cand_cols = pair_rows[:, None].expand_as(values)[above], values[above], cols[above]
-    if len(cand_rows) == 0:  # the chunks qualified by a NaN alone
+    pair, within = (values > threshold[pair_rows, None]).nonzero(as_tuple=True)  # one nonzero, not a mask each
+    if len(pair) == 0:  # the chunks qualified by a NaN alone
         return
+    cand_rows, cand_values = pair_rows[pair], values[pair, within]
+    cand_cols = pair_chunks[pair] * CHUNK + within
     # candidates come in (row, column) order: number them within their row to lay them out per row
     rows, group, per_row = cand_rows.unique_consecutive(return_inverse=True, return_counts=True)
     widest = int(per_row.max())
@@ -75,13 +159,26 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     _keep_best(rows, new_s, new_i, best_s, best_i, k)
 
 
+def _merge_best_chunks(chunked: torch.Tensor, maxima: torch.Tensor, rows: torch.Tensor, best_s: torch.Tensor,
+                       best_i: torch.Tensor, offset: int, k: int) -> None:
+    """Merge the top k of tile rows `rows` from their k chunks of largest maxima (no NaN among them):
+    k chunks reach the k-th largest maximum, so the row's k-th best score does too, and any score
+    that beats it lies in one of those chunks (a tie with it may be taken from another)."""
+    chunks = maxima[rows].topk(k, dim=1, sorted=False).indices
+    values, pos = chunked[rows[:, None], chunks].view(len(rows), -1).topk(k, dim=1, sorted=False)
+    cols = chunks.gather(1, pos // CHUNK) * CHUNK + pos % CHUNK
+    values = torch.where(values > best_s[rows, -1:], values, -torch.inf)
+    _keep_best(rows, values, cols + offset, best_s, best_i, k)
+
+
 def _merge_dense(tile: torch.Tensor, rows: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor,
                  offset: int, k: int) -> None:
     """Merge the top k of whole tile rows `rows` (the plain way)."""
     if len(rows) == 0:
         return
     # torch.topk ranks NaN first: a NaN would take the place of a real score
-    scores = (tile if len(rows) * 2 > tile.shape[0] else tile[rows]).nan_to_num(nan=-torch.inf)
+    scores = tile if len(rows) * 2 > tile.shape[0] else tile[rows]
+    scores = scores.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # infinities stay themselves
     values, cols = scores.topk(min(k, tile.shape[1]), dim=1, sorted=False)
     if scores.shape[0] != len(rows):
         values, cols = values[rows], cols[rows]
@@ -98,12 +195,16 @@ def _keep_best(rows: torch.Tensor, new_s: torch.Tensor, new_i: torch.Tensor, bes
 
 
 def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor, k: int = 10,
-          block_bytes: int = DEFAULT_BLOCK_BYTES) -> tuple[np.ndarray, np.ndarray]:
+          block_bytes: int = DEFAULT_BLOCK_BYTES, gemm: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(scores, indices), each (n_queries, k), best first, by inner product.
 
     `k` is capped at the corpus size. One score tile of at most `block_bytes` is allocated
-    once and reused (fresh large allocations cost page faults on every tile).
+    once and reused (fresh large allocations cost page faults on every tile). `gemm` names the
+    library that multiplies ("torch" or "numpy"); "auto" takes the faster one here for a large
+    search (the two round differently in the last bits, so near-ties may order differently).
     """
+    if gemm != "auto" and gemm not in GEMMS:
+        raise ValueError(f"unknown gemm {gemm!r}; use auto or one of {', '.join(GEMMS)}")
     q, c = _as_tensor(queries), _as_tensor(corpus)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise ValueError(f"queries {tuple(q.shape)} and corpus {tuple(c.shape)} must be 2-D with one dim")
@@ -115,20 +216,37 @@ def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
         return scores, indices
     corpus_block = min(n_c, CORPUS_BLOCK)
     query_block = max(1, min(n_q, block_bytes // (4 * corpus_block)))
-    tile_buffer = torch.empty(query_block, corpus_block)
-    with torch.inference_mode():
+    tile_buffer = torch.empty(query_block * corpus_block)
+    if gemm == "auto":
+        gemm = _faster_gemm(q, c, query_block, corpus_block, tile_buffer)
+    multiply = GEMMS[gemm]
+    with torch.inference_mode(), _merge_threads(gemm):
         for qs in range(0, n_q, query_block):
             q_blk = q[qs:qs + query_block]
             best_s = torch.full((q_blk.shape[0], k), -torch.inf)
             best_i = torch.zeros((q_blk.shape[0], k), dtype=torch.int64)
             for cs in range(0, n_c, corpus_block):
                 c_blk = c[cs:cs + corpus_block]
-                tile = tile_buffer[:q_blk.shape[0], :c_blk.shape[0]]
-                torch.mm(q_blk, c_blk.T, out=tile)
+                # a contiguous tile, also for the last, narrower blocks (numpy's BLAS path needs it)
+                tile = tile_buffer[:q_blk.shape[0] * c_blk.shape[0]].view(q_blk.shape[0], c_blk.shape[0])
+                multiply(q_blk, c_blk, tile)
                 _merge_tile(tile, best_s, best_i, cs, k)
             scores[qs:qs + q_blk.shape[0]] = best_s.numpy()
             indices[qs:qs + q_blk.shape[0]] = best_i.numpy()
+    _fill_empty_places(scores, indices, q, c)
     return scores, indices
+
+
+def _fill_empty_places(scores: np.ndarray, indices: np.ndarray, q: torch.Tensor, c: torch.Tensor) -> None:
+    """Places that no score above -inf reached (NaN and -inf scores never enter a top k) name no file
+    yet, or one twice: they get the first files in corpus order that their row does not list, the
+    order in which such scores tie, each with its own score (in place)."""
+    for row in np.flatnonzero(np.isneginf(scores[:, -1])):
+        listed = int(np.count_nonzero(scores[row] > -np.inf))  # best first: the real places lead
+        taken = set(indices[row, :listed].tolist())
+        fill = [i for i in range(len(taken) + scores.shape[1]) if i not in taken][:scores.shape[1] - listed]
+        indices[row, listed:] = fill
+        scores[row, listed:] = (c[fill] @ q[row]).numpy()
 
 
 def faiss_top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,

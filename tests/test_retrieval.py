@@ -3,8 +3,11 @@ average similarities."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +24,8 @@ def _brute_force(q: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 @settings(max_examples=80, deadline=None)
 @given(n_q=st.integers(1, 40), n_c=st.integers(1, 300), dim=st.integers(1, 9), k=st.integers(1, 12),
        block_bytes=st.sampled_from([1, 64, 1000, 1 << 20]), corpus_block=st.sampled_from([1, 3, 16, 32, 4096]),
-       chunk=st.sampled_from([1, 2, 4, 64]), seed=st.integers(0, 2**31))
-def test_top_k_equals_brute_force_at_any_tiling(n_q, n_c, dim, k, block_bytes, corpus_block, chunk, seed):
+       chunk=st.sampled_from([1, 2, 4, 64]), gemm=st.sampled_from(["torch", "numpy"]), seed=st.integers(0, 2**31))
+def test_top_k_equals_brute_force_at_any_tiling(n_q, n_c, dim, k, block_bytes, corpus_block, chunk, gemm, seed):
     rng = np.random.default_rng(seed)
     # Integer-valued vectors: exact scores, so any tie is a true tie and ranks compare by score.
     q = rng.integers(-3, 4, (n_q, dim)).astype(np.float32)
@@ -30,7 +33,7 @@ def test_top_k_equals_brute_force_at_any_tiling(n_q, n_c, dim, k, block_bytes, c
     original = retrieval.CORPUS_BLOCK, retrieval.CHUNK
     retrieval.CORPUS_BLOCK, retrieval.CHUNK = corpus_block, chunk
     try:
-        scores, indices = top_k(q, c, k, block_bytes=block_bytes)
+        scores, indices = top_k(q, c, k, block_bytes=block_bytes, gemm=gemm)
     finally:
         retrieval.CORPUS_BLOCK, retrieval.CHUNK = original
     want_scores, _ = _brute_force(q, c, k)
@@ -46,14 +49,68 @@ def test_tiles_after_the_first_merge_only_the_chunks_that_beat_the_kth_best(monk
     rng = np.random.default_rng(3)
     q = rng.standard_normal((32, 16)).astype(np.float32)
     c = rng.standard_normal((20 * 4096, 16)).astype(np.float32)
-    dense_calls = []
-    merge_dense = retrieval._merge_dense
-    monkeypatch.setattr(retrieval, "_merge_dense", lambda *a: dense_calls.append(1) or merge_dense(*a))
+    whole_row_merges = []
+    for name in ("_merge_dense", "_merge_best_chunks"):
+        merge = getattr(retrieval, name)
+        monkeypatch.setattr(retrieval, name, lambda *a, n=name, m=merge: whole_row_merges.append(n) or m(*a))
     scores, indices = top_k(q, c, 10)
     want_scores, want = _brute_force(q, c, 10)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(indices, want)
-    assert 1 <= len(dense_calls) <= 2  # the first tile or two, of 20
+    # the first tile or two, of 20, through each row's 10 best chunks (no NaN here: no plain top-k)
+    assert 1 <= len(whole_row_merges) <= 2 and set(whole_row_merges) == {"_merge_best_chunks"}
+
+
+def _slowed(multiply, seconds):
+    def slow(*args):
+        time.sleep(seconds)
+        multiply(*args)
+    return slow
+
+
+@pytest.mark.parametrize("slow", ["torch", "numpy"])
+def test_a_large_search_times_both_libraries_once_and_multiplies_with_the_faster(monkeypatch, slow):
+    monkeypatch.setattr(retrieval, "TIME_GEMMS_FROM_SCORES", 1)
+    monkeypatch.setattr(retrieval, "CORPUS_BLOCK", 100)
+    monkeypatch.setattr(retrieval, "FASTER_GEMM", {})
+    monkeypatch.setitem(retrieval.GEMMS, slow, _slowed(retrieval.GEMMS[slow], 0.02))
+    calls = dict.fromkeys(retrieval.GEMMS, 0)
+
+    def counted(name, multiply):
+        def count(*args):
+            calls[name] += 1
+            multiply(*args)
+        return count
+
+    for name, multiply in list(retrieval.GEMMS.items()):
+        monkeypatch.setitem(retrieval.GEMMS, name, counted(name, multiply))
+    rng = np.random.default_rng(4)
+    q = rng.integers(-3, 4, (50, 8)).astype(np.float32)
+    c = rng.integers(-3, 4, (700, 8)).astype(np.float32)
+    scores, _ = top_k(q, c, 5, block_bytes=16 * 100 * 4)
+    faster = "numpy" if slow == "torch" else "torch"
+    assert retrieval.FASTER_GEMM == {(16, 8, 100): faster}
+    assert calls[slow] == 6  # twice one step to warm up and two timed, never in the search
+    timed = dict(calls)
+    top_k(q, c, 5, block_bytes=16 * 100 * 4)  # the same tile shape: not timed again
+    assert calls[slow] == timed[slow] and calls[faster] == timed[faster] + 4 * 7  # 4 query blocks x 7 tiles
+    np.testing.assert_array_equal(scores, _brute_force(q, c, 5)[0])
+
+
+def test_merges_beside_numpy_run_on_one_thread_and_the_setting_comes_back(monkeypatch):
+    torch.set_num_threads(2)
+    seen = []
+    merge = retrieval._merge_tile
+    monkeypatch.setattr(retrieval, "_merge_tile", lambda *a: seen.append(torch.get_num_threads()) or merge(*a))
+    rng = np.random.default_rng(5)
+    q, c = rng.standard_normal((2, 40, 8)).astype(np.float32)
+    top_k(q, c, 3, gemm="numpy")
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    seen.clear()
+    top_k(q, c, 3, gemm="torch")
+    assert set(seen) == {2}
+    with pytest.raises(ValueError, match="auto or one of torch, numpy"):
+        top_k(q, c, 3, gemm="mkl")
 
 
 def test_faiss_path_returns_the_same_ranking():
@@ -105,6 +162,21 @@ def test_nan_scores_neither_take_a_place_nor_break_a_later_tile():
     c[5000] = np.nan  # qualifies its chunk of the second tile, holds no candidate
     scores, indices = top_k(q, c, 1)
     assert (scores[0, 0], indices[0, 0]) == (2.0, 0)
+
+
+def test_places_no_score_reaches_name_the_first_files_not_yet_listed(monkeypatch):
+    """NaN and -inf scores tie below every other score: they fill a row in corpus order, each file once."""
+    q = np.ones((2, 2), np.float32)
+    q[1] = np.nan  # a query whose every score is NaN
+    c = np.array([[np.nan, 0], [3, 0], [-np.inf, 0], [1, 0], [2, 0]], np.float32)
+    scores, indices = top_k(q, c, 5)
+    assert indices.tolist() == [[1, 4, 3, 0, 2], [0, 1, 2, 3, 4]]
+    assert scores[0, :3].tolist() == [3, 2, 1] and np.isnan(scores[0, 3]) and scores[0, 4] == -np.inf
+    assert np.isnan(scores[1]).all()
+    monkeypatch.setattr(retrieval, "CORPUS_BLOCK", 2)
+    wide = np.full((3, 1), -np.inf, np.float32)  # -inf scores across several tiles
+    _, indices = top_k(np.ones((1, 1), np.float32), np.concatenate([wide, np.ones((1, 1), np.float32), wide]), 4)
+    assert indices.tolist() == [[3, 0, 1, 2]]
 
 
 def test_unknown_backend_is_refused():
