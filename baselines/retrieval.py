@@ -1,8 +1,9 @@
 """Top-k retrieval of every query against a corpus, in blocks, with bounded memory.
 
 The similarity matrix is never materialised: queries and corpus are cut into blocks whose
-score tile fits `block_bytes`, each tile is reduced to its own top k, and a running top k per
-query is merged tile by tile. Memory is O(block + queries x k) whatever the corpus size.
+score tile fits `block_bytes`, and each tile is merged into a running top k per query through the
+maxima of its column chunks (see `_merge_tile`). Memory is O(block + queries x k) whatever the
+corpus size. The tiles are multiplied by torch's or numpy's BLAS, whichever is faster here.
 
 Score-level ensembling (mean of the members' similarities) needs no special path:
 concat_m(q_m / M) . concat_m(c_m) = mean_m(q_m . c_m), so the members' embeddings are
@@ -11,6 +12,8 @@ concatenated once and searched like one model (see `ensemble_embeddings`).
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,13 +30,14 @@ CORPUS_BLOCK = 8192  # columns per tile
 CHUNK = 64  # columns per maximum in `_merge_tile`
 DENSE_SHARE = 8  # a sparse merge that would touch over 1/8 of a tile merges it the plain way
 # A search of fewer scores (256 tiles of 4,096 x 8,192) multiplies with torch: timing both libraries
-# (`_faster_gemm`, 12 tiles' work) would cost more than it can save.
+# (`choose_gemm`, 12 tiles' work) would cost more than it can save.
 TIME_GEMMS_FROM_SCORES = 1 << 33
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    # contiguous, so that numpy hands the blocks to BLAS (it multiplies other layouts in a slow loop)
-    return torch.as_tensor(x, dtype=torch.float32).contiguous()
+    if isinstance(x, np.ndarray) and min(x.strides, default=0) < 0:  # torch takes no negative strides
+        x = np.ascontiguousarray(x)
+    return torch.as_tensor(x, dtype=torch.float32).detach()
 
 
 def _torch_gemm(queries: torch.Tensor, corpus: torch.Tensor, out: torch.Tensor) -> None:
@@ -51,55 +55,68 @@ def _numpy_gemm(queries: torch.Tensor, corpus: torch.Tensor, out: torch.Tensor) 
 # large search times both.
 GEMMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]] = {
     "torch": _torch_gemm, "numpy": _numpy_gemm}
-# per (query block, dim, corpus block), per process; scripts/bench_retrieval.py prints it
-FASTER_GEMM: dict[tuple[int, int, int], str] = {}
+# the faster library per (query block, dim, corpus block, torch threads), timed once per process
+_FASTER_GEMM: dict[tuple[int, int, int, int], str] = {}
+_TORCH_THREADS = threading.Lock()  # torch's thread count is one setting for the whole process
 
 
 @contextmanager
-def _merge_threads(gemm: str) -> Iterator[None]:
-    """Beside numpy's GEMM torch merges on one thread: OpenBLAS's idle workers spin for a while after
-    each product, and torch's second thread then fought them for the cores (a search ran at 166
-    GFLOP/s with two merge threads, 177 with one, its GEMM alone at 191)."""
-    threads = torch.get_num_threads()
-    if gemm == "numpy":
-        torch.set_num_threads(1)
-    try:
+def _torch_threads_beside(gemm: str) -> Iterator[None]:
+    """Around the multiplications and merges of a search: beside numpy's GEMM torch runs on one
+    thread. OpenBLAS's idle workers spin for a while after each product, and torch's second thread
+    then fought them for the cores (a search ran at 166 GFLOP/s with two merge threads, 177 with
+    one, its GEMM alone at 191). Searches through numpy in several Python threads take turns."""
+    if gemm != "numpy":
         yield
-    finally:
-        torch.set_num_threads(threads)
+        return
+    with _TORCH_THREADS:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
-def _faster_gemm(q: torch.Tensor, c: torch.Tensor, query_block: int, corpus_block: int,
-                 buffer: torch.Tensor) -> str:
-    """The library whose search step is faster here, timed once per process and tile shape; "torch"
-    for a search too small to be worth timing."""
+def _tiling(n_q: int, n_c: int, block_bytes: int) -> tuple[int, int]:
+    """(queries, files) per score tile."""
+    corpus_block = min(n_c, CORPUS_BLOCK)
+    return max(1, min(n_q, block_bytes // (4 * corpus_block))), corpus_block
+
+
+def choose_gemm(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
+                block_bytes: int = DEFAULT_BLOCK_BYTES) -> str:
+    """The library `top_k(gemm="auto")` multiplies this search's tiles with: the faster here, timed
+    once per process and tile shape; "torch" for a search too small to be worth timing."""
+    q, c = _as_tensor(queries), _as_tensor(corpus)
     if q.shape[0] * c.shape[0] < TIME_GEMMS_FROM_SCORES:
         return "torch"
-    shape = (query_block, q.shape[1], corpus_block)
-    if shape not in FASTER_GEMM:
-        FASTER_GEMM[shape] = _time_gemms(q[:query_block], c[:corpus_block], buffer)
-    return FASTER_GEMM[shape]
+    query_block, corpus_block = _tiling(q.shape[0], c.shape[0], block_bytes)
+    key = (query_block, q.shape[1], corpus_block, torch.get_num_threads())
+    if key not in _FASTER_GEMM:
+        _FASTER_GEMM[key] = _time_gemms(q[:query_block].contiguous(), c[:corpus_block].contiguous())
+    return _FASTER_GEMM[key]
 
 
-def _time_gemms(q_blk: torch.Tensor, c_blk: torch.Tensor, buffer: torch.Tensor) -> str:
+def _time_gemms(q_blk: torch.Tensor, c_blk: torch.Tensor) -> str:
     """Time a search's usual step through each library: multiply a tile, then read it once, as the
     merge of a tile that gains nothing does. (Whole merges would time the first tiles' plain top-k,
     rare in a search large enough to be timed.) Each library runs one step to warm up (the other
     library's threads still spin for a while after it stops), then two timed; in the order A B B A,
-    so that a machine's drift in rate favours neither."""
-    tile = buffer[:q_blk.shape[0] * c_blk.shape[0]].view(q_blk.shape[0], c_blk.shape[0])
-    order = [*GEMMS, *reversed(GEMMS)]
-    seconds = dict.fromkeys(GEMMS, 0.0)
+    so that a machine's drift in rate favours neither; the median step of each decides, so that one
+    preempted step does not."""
+    tile = torch.empty(q_blk.shape[0], c_blk.shape[0])
+    steps: dict[str, list[float]] = {name: [] for name in GEMMS}
     with torch.inference_mode():
-        for name in order:
-            with _merge_threads(name):
+        for name in [*GEMMS, *reversed(GEMMS)]:
+            with _torch_threads_beside(name):
                 for step in range(3):
                     start = time.perf_counter()
                     GEMMS[name](q_blk, c_blk, tile)
                     tile.amax(dim=1)
                     if step:
-                        seconds[name] += time.perf_counter() - start
-    return min(seconds, key=seconds.__getitem__)
+                        steps[name].append(time.perf_counter() - start)
+    return min(steps, key=lambda name: statistics.median(steps[name]))
 
 
 def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, offset: int, k: int) -> None:
@@ -111,8 +128,9 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     chunks are rare, so only their scores above the k-th best are gathered and merged (most of
     the cost of a top-k per row, measured by scripts/bench_retrieval.py, was in gathering whole
     chunks for rows that gain nothing). Where many chunks qualify (a query block's first tile), a
-    row's top k comes from its k chunks of largest maxima (30 ms for a 4,096 x 4,096 tile on one
-    thread, a plain top-k of its rows 100 ms; that is kept for tiles with NaN scores). A score
+    row's top k comes from its k chunks of largest maxima (on a 4,096 x 4,096 tile, one thread:
+    30 ms, a plain top-k of its rows 100 ms; that is kept for tiles with NaN scores or fewer
+    chunks than k). A score
     equal to the current k-th best does not displace it; ties within a tile are broken as
     torch.topk breaks them. NaN scores never enter the top k.
     """
@@ -201,7 +219,8 @@ def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
     `k` is capped at the corpus size. One score tile of at most `block_bytes` is allocated
     once and reused (fresh large allocations cost page faults on every tile). `gemm` names the
     library that multiplies ("torch" or "numpy"); "auto" takes the faster one here for a large
-    search (the two round differently in the last bits, so near-ties may order differently).
+    search (`choose_gemm`; the two round differently in the last bits, so near-ties may order
+    differently). numpy multiplies contiguous blocks only: it copies a non-contiguous input whole.
     """
     if gemm != "auto" and gemm not in GEMMS:
         raise ValueError(f"unknown gemm {gemm!r}; use auto or one of {', '.join(GEMMS)}")
@@ -214,13 +233,14 @@ def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
     indices = np.empty((n_q, k), dtype=np.int64)
     if n_q == 0 or k == 0:
         return scores, indices
-    corpus_block = min(n_c, CORPUS_BLOCK)
-    query_block = max(1, min(n_q, block_bytes // (4 * corpus_block)))
-    tile_buffer = torch.empty(query_block * corpus_block)
     if gemm == "auto":
-        gemm = _faster_gemm(q, c, query_block, corpus_block, tile_buffer)
+        gemm = choose_gemm(q, c, block_bytes)
+    if gemm == "numpy":  # numpy hands only contiguous blocks to BLAS (others go through a slow loop)
+        q, c = q.contiguous(), c.contiguous()
+    query_block, corpus_block = _tiling(n_q, n_c, block_bytes)
+    tile_buffer = torch.empty(query_block * corpus_block)
     multiply = GEMMS[gemm]
-    with torch.inference_mode(), _merge_threads(gemm):
+    with torch.inference_mode(), _torch_threads_beside(gemm):
         for qs in range(0, n_q, query_block):
             q_blk = q[qs:qs + query_block]
             best_s = torch.full((q_blk.shape[0], k), -torch.inf)
@@ -233,20 +253,19 @@ def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
                 _merge_tile(tile, best_s, best_i, cs, k)
             scores[qs:qs + q_blk.shape[0]] = best_s.numpy()
             indices[qs:qs + q_blk.shape[0]] = best_i.numpy()
-    _fill_empty_places(scores, indices, q, c)
+    _fill_empty_places(scores, indices)
     return scores, indices
 
 
-def _fill_empty_places(scores: np.ndarray, indices: np.ndarray, q: torch.Tensor, c: torch.Tensor) -> None:
+def _fill_empty_places(scores: np.ndarray, indices: np.ndarray) -> None:
     """Places that no score above -inf reached (NaN and -inf scores never enter a top k) name no file
     yet, or one twice: they get the first files in corpus order that their row does not list, the
-    order in which such scores tie, each with its own score (in place)."""
+    order in which such scores tie, and keep the score -inf (in place)."""
     for row in np.flatnonzero(np.isneginf(scores[:, -1])):
         listed = int(np.count_nonzero(scores[row] > -np.inf))  # best first: the real places lead
         taken = set(indices[row, :listed].tolist())
-        fill = [i for i in range(len(taken) + scores.shape[1]) if i not in taken][:scores.shape[1] - listed]
-        indices[row, listed:] = fill
-        scores[row, listed:] = (c[fill] @ q[row]).numpy()
+        unlisted = [i for i in range(listed + scores.shape[1]) if i not in taken]
+        indices[row, listed:] = unlisted[:scores.shape[1] - listed]
 
 
 def faiss_top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
