@@ -130,9 +130,9 @@ def _merge_tile(tile: torch.Tensor, best_s: torch.Tensor, best_i: torch.Tensor, 
     chunks for rows that gain nothing). Where many chunks qualify (a query block's first tile), a
     row's top k comes from its k chunks of largest maxima (on a 4,096 x 4,096 tile, one thread:
     30 ms, a plain top-k of its rows 100 ms; that is kept for tiles with NaN scores or fewer
-    chunks than k). A score
-    equal to the current k-th best does not displace it; ties within a tile are broken as
-    torch.topk breaks them. NaN scores never enter the top k.
+    chunks than k). Equal scores rank in corpus order (README's tie rule): tiles come in corpus
+    order, so a score equal to the current k-th best names a later file and does not displace it;
+    within a tile, see `_tie_exact` and `_keep_best`. NaN scores never enter the top k.
     """
     n_rows, width = tile.shape
     threshold = best_s[:, -1]
@@ -181,10 +181,18 @@ def _merge_best_chunks(chunked: torch.Tensor, maxima: torch.Tensor, rows: torch.
                        best_i: torch.Tensor, offset: int, k: int) -> None:
     """Merge the top k of tile rows `rows` from their k chunks of largest maxima (no NaN among them):
     k chunks reach the k-th largest maximum, so the row's k-th best score does too, and any score
-    that beats it lies in one of those chunks (a tie with it may be taken from another)."""
-    chunks = maxima[rows].topk(k, dim=1, sorted=False).indices
-    values, pos = chunked[rows[:, None], chunks].view(len(rows), -1).topk(k, dim=1, sorted=False)
+    that beats it lies in one of those chunks. A score equal to the k-th best may lie in another
+    chunk, or be left out among the chosen: such rows are redone by `_tie_exact`."""
+    row_maxima = maxima[rows]
+    chunks = row_maxima.topk(k, dim=1, sorted=False).indices
+    chosen = chunked[rows[:, None], chunks].view(len(rows), -1)
+    values, pos = chosen.topk(k, dim=1, sorted=False)
     cols = chunks.gather(1, pos // CHUNK) * CHUNK + pos % CHUNK
+    # Another score equal to the k-th best lies among the chosen chunks' other scores, or in a chunk
+    # whose maximum equals it (any other chunk's maximum is below it).
+    kth = values.amin(dim=1, keepdim=True)
+    tied = ((chosen >= kth).sum(dim=1) > k) | ((row_maxima >= kth).sum(dim=1) > k)
+    values, cols = _tie_exact(chunked.view(chunked.shape[0], -1), rows, tied, values, cols)
     values = torch.where(values > best_s[rows, -1:], values, -torch.inf)
     _keep_best(rows, values, cols + offset, best_s, best_i, k)
 
@@ -195,21 +203,40 @@ def _merge_dense(tile: torch.Tensor, rows: torch.Tensor, best_s: torch.Tensor, b
     if len(rows) == 0:
         return
     # torch.topk ranks NaN first: a NaN would take the place of a real score
-    scores = tile if len(rows) * 2 > tile.shape[0] else tile[rows]
-    scores = scores.nan_to_num(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # infinities stay themselves
+    scores = tile[rows].nan_to_num_(nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)  # infinities stay themselves
     values, cols = scores.topk(min(k, tile.shape[1]), dim=1, sorted=False)
-    if scores.shape[0] != len(rows):
-        values, cols = values[rows], cols[rows]
+    tied = (scores >= values.amin(dim=1, keepdim=True)).sum(dim=1) > values.shape[1]
+    values, cols = _tie_exact(scores, torch.arange(len(rows)), tied, values, cols)
     values = torch.where(values > best_s[rows, -1:], values, -torch.inf)
     _keep_best(rows, values, cols + offset, best_s, best_i, k)
 
 
+def _tie_exact(scores: torch.Tensor, rows: torch.Tensor, tied: torch.Tensor, values: torch.Tensor,
+               cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tile's top k (`values`, `cols`) of rows `rows` of `scores`, with equal scores in column order.
+
+    torch.topk breaks ties arbitrarily; where a row's k-th best is tied with a score it left out
+    (`tied`), the row's top k is taken again by a stable sort of the whole row (rare: exact ties).
+    The entries come back in column order, as `_keep_best` needs them."""
+    redo = tied.nonzero().squeeze(1)
+    if len(redo):
+        values, cols = values.clone(), cols.clone()
+        values[redo], cols[redo] = (
+            part[:, :values.shape[1]] for part in scores[rows[redo]].sort(dim=1, descending=True, stable=True))
+    cols, order = cols.sort(dim=1)
+    return values.gather(1, order), cols
+
+
 def _keep_best(rows: torch.Tensor, new_s: torch.Tensor, new_i: torch.Tensor, best_s: torch.Tensor,
                best_i: torch.Tensor, k: int) -> None:
-    """The k best of each row's current and new entries."""
-    merged, pos = torch.cat([best_s[rows], new_s], dim=1).topk(k, dim=1)
-    best_i[rows] = torch.cat([best_i[rows], new_i], dim=1).gather(1, pos)
-    best_s[rows] = merged
+    """The k best of each row's current and new entries, equal scores in corpus order.
+
+    The current entries are in that order already and name earlier files than the new ones (tiles
+    come in corpus order), and each row's new entries come in column order, then padding: side by
+    side, a stable sort puts equal scores in corpus order."""
+    merged, pos = torch.cat([best_s[rows], new_s], dim=1).sort(dim=1, descending=True, stable=True)
+    best_i[rows] = torch.cat([best_i[rows], new_i], dim=1).gather(1, pos[:, :k])
+    best_s[rows] = merged[:, :k]
 
 
 def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor, k: int = 10,
