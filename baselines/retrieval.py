@@ -78,8 +78,8 @@ def _torch_threads_beside(gemm: str) -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _tiling(n_q: int, n_c: int, block_bytes: int) -> tuple[int, int]:
-    """(queries, files) per score tile."""
+def tile_shape(n_q: int, n_c: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> tuple[int, int]:
+    """(queries, files) per score tile of a search of `n_q` queries against `n_c` files."""
     corpus_block = min(n_c, CORPUS_BLOCK)
     return max(1, min(n_q, block_bytes // (4 * corpus_block))), corpus_block
 
@@ -91,7 +91,7 @@ def choose_gemm(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.T
     q, c = _as_tensor(queries), _as_tensor(corpus)
     if q.shape[0] * c.shape[0] < TIME_GEMMS_FROM_SCORES:
         return "torch"
-    query_block, corpus_block = _tiling(q.shape[0], c.shape[0], block_bytes)
+    query_block, corpus_block = tile_shape(q.shape[0], c.shape[0], block_bytes)
     key = (query_block, q.shape[1], corpus_block, torch.get_num_threads())
     if key not in _FASTER_GEMM:
         _FASTER_GEMM[key] = _time_gemms(q[:query_block].contiguous(), c[:corpus_block].contiguous())
@@ -264,7 +264,7 @@ def top_k(queries: np.ndarray | torch.Tensor, corpus: np.ndarray | torch.Tensor,
         gemm = choose_gemm(q, c, block_bytes)
     if gemm == "numpy":  # numpy hands only contiguous blocks to BLAS (others go through a slow loop)
         q, c = q.contiguous(), c.contiguous()
-    query_block, corpus_block = _tiling(n_q, n_c, block_bytes)
+    query_block, corpus_block = tile_shape(n_q, n_c, block_bytes)
     tile_buffer = torch.empty(query_block * corpus_block)
     multiply = GEMMS[gemm]
     with torch.inference_mode(), _torch_threads_beside(gemm):

@@ -100,13 +100,13 @@ class Gemms:
                 for name in self.multiply if self.seconds[name]}
 
 
-def gemm_bursts(dim: int) -> dict[str, float]:
+def gemm_bursts(n_queries: int, n_corpus: int, dim: int) -> dict[str, float]:
     """GFLOP/s of each library's single-precision GEMM: the best of 5 bursts of 3 products, on the
     search's tile shape and on the square."""
-    from baselines.retrieval import CORPUS_BLOCK, DEFAULT_BLOCK_BYTES
+    from baselines.retrieval import tile_shape
 
-    rows = DEFAULT_BLOCK_BYTES // (4 * CORPUS_BLOCK)
-    shapes = {f"the search's tile ({rows} x {dim}) @ ({dim} x {CORPUS_BLOCK})": (rows, dim, CORPUS_BLOCK),
+    rows, cols = tile_shape(n_queries, n_corpus)
+    shapes = {f"the search's tile ({rows} x {dim}) @ ({dim} x {cols})": (rows, dim, cols),
               f"square {REFERENCE_SIZE}": (REFERENCE_SIZE,) * 3}
     rates: dict[str, float] = {}
     for shape, (m, k, n) in shapes.items():
@@ -126,7 +126,7 @@ def gemm_bursts(dim: int) -> dict[str, float]:
 def _child(method: str, n_queries: int, n_corpus: int, dim: int, gap_seconds: float, out: mp.Queue) -> None:
     import psutil
 
-    from baselines.retrieval import CORPUS_BLOCK, DEFAULT_BLOCK_BYTES, choose_gemm, search, top_k
+    from baselines.retrieval import choose_gemm, search, tile_shape, top_k
 
     queries, corpus = structured_unit_vectors(n_queries, n_corpus, dim)
     # The exact search is sliced at whole query blocks (4 per slice, the last slice takes the rest),
@@ -134,7 +134,7 @@ def _child(method: str, n_queries: int, n_corpus: int, dim: int, gap_seconds: fl
     # exist before the peak mark).
     interleave = method == "chunked" and gap_seconds > 0
     reference = Gemms() if interleave else None
-    step = 4 * (DEFAULT_BLOCK_BYTES // (4 * min(n_corpus, CORPUS_BLOCK))) if interleave else n_queries
+    step = 4 * tile_shape(n_queries, n_corpus)[0] if interleave else n_queries
     starts = list(range(0, n_queries - step, step)) or [0]
     gc.collect()
     # Reset the peak-RSS mark (VmHWM) so the data generation's temporaries are not counted.
@@ -213,7 +213,7 @@ def main() -> None:
           f"inputs {(args.queries + args.corpus) * args.dim * 4 / MIB:,.0f} MiB")
     for library, blas in blas_names().items():
         print(f"  BLAS, {library}: {blas}")
-    bursts = gemm_bursts(args.dim)
+    bursts = gemm_bursts(args.queries, args.corpus, args.dim)
     for label, rate in bursts.items():
         print(f"  GEMM burst peak, {label}: {rate:6.0f} GFLOP/s")
     results = measure(args.queries, args.corpus, args.dim, methods, args.gap_seconds)
